@@ -1,0 +1,128 @@
+//! `manifest.json`: the index of a run's published files (SPEC §3). It is
+//! replaced atomically after every checkpoint, so a reader that lists files
+//! from it sees only complete ones.
+
+use crate::column::ColumnType;
+use crate::error::Error;
+use crate::sink::publish_bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// File name of the manifest inside a run directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// The state of a run, as `manifest.json` records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// A collector is (or was, if it crashed) writing the run.
+    Running,
+    /// Ended by EOF, `close` or drop; final flush done.
+    Complete,
+    /// Ended by SIGINT/SIGTERM/SIGHUP; final flush done.
+    Interrupted,
+    /// Rebuilt from the write-ahead log after a crash.
+    Recovered,
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = serde_json::to_value(self).ok();
+        f.write_str(s.as_ref().and_then(|v| v.as_str()).unwrap_or("?"))
+    }
+}
+
+/// One published part file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path relative to the run directory, e.g. `trades/part-000001.parquet`.
+    pub path: String,
+    /// `parquet` or `csv`.
+    pub format: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// First `_seq` in the file.
+    pub first_seq: u64,
+    /// Last `_seq` in the file.
+    pub last_seq: u64,
+    /// File size.
+    pub bytes: u64,
+}
+
+/// One column of a stream's schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchemaField {
+    /// Column name.
+    pub name: String,
+    /// Column type.
+    #[serde(rename = "type")]
+    pub ty: ColumnType,
+}
+
+/// Everything published for one stream.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct StreamEntry {
+    /// Rows published (each counted once, whatever the formats).
+    pub rows: u64,
+    /// Part files, oldest first.
+    pub files: Vec<FileEntry>,
+    /// The stream's current (widest) schema.
+    pub schema: Vec<SchemaField>,
+}
+
+/// The contents of `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Version of the collector that wrote it.
+    pub collector_version: String,
+    /// The run id (the run directory's name).
+    pub run_id: String,
+    /// Run state.
+    pub status: RunStatus,
+    /// When the run started (RFC 3339).
+    pub started_at: String,
+    /// When this manifest was written (RFC 3339).
+    pub updated_at: String,
+    /// When the last checkpoint published files (RFC 3339).
+    pub last_checkpoint_at: Option<String>,
+    /// Candle records seen.
+    pub candles: u64,
+    /// Checkpoints that published rows.
+    pub checkpoints: u64,
+    /// Data records accepted (= the next `_seq`).
+    pub records: u64,
+    /// Every `_seq` below this is published in a part file.
+    pub published_seq: u64,
+    /// Lines rejected (see `rejected.ndjson`).
+    pub rejected: u64,
+    /// The last error seen by the collector, if any.
+    pub last_error: Option<String>,
+    /// Rows received per producer (`_source`).
+    pub sources: BTreeMap<String, u64>,
+    /// Per-stream files and schema.
+    pub streams: BTreeMap<String, StreamEntry>,
+}
+
+impl Manifest {
+    /// Reads `manifest.json` from a run directory.
+    pub fn load(run_dir: &Path) -> Result<Manifest, Error> {
+        let path = run_dir.join(MANIFEST_FILE);
+        let bytes = std::fs::read(&path).map_err(Error::io(format!("read {}", path.display())))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    /// Replaces `manifest.json` in `run_dir` atomically.
+    pub(crate) fn store(&self, run_dir: &Path) -> Result<(), Error> {
+        let bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
+        publish_bytes(&run_dir.join(MANIFEST_FILE), &bytes).map(|_| ())
+    }
+
+    /// Rows published across all streams.
+    pub fn total_rows(&self) -> u64 {
+        self.streams.values().map(|s| s.rows).sum()
+    }
+}

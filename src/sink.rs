@@ -1,0 +1,163 @@
+//! Files that appear only when complete (SPEC §3): written to a dot-prefixed
+//! temp name in the same folder, fsynced, renamed over the final name, and the
+//! folder fsynced so the rename itself survives a power cut.
+
+use crate::buffer::{encode_error, SealedBatch};
+use crate::error::Error;
+use arrow_array::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Footer metadata keys written into every Parquet part.
+pub const META_FIRST_SEQ: &str = "rlcollect.first_seq";
+/// See [`META_FIRST_SEQ`].
+pub const META_LAST_SEQ: &str = "rlcollect.last_seq";
+/// See [`META_FIRST_SEQ`].
+pub const META_RUN_ID: &str = "rlcollect.run_id";
+
+/// Output formats of part files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Parquet, zstd-compressed (the default).
+    #[default]
+    Parquet,
+    /// CSV with a header line.
+    Csv,
+    /// Both, side by side.
+    Both,
+}
+
+impl Format {
+    pub(crate) fn parquet(self) -> bool {
+        matches!(self, Format::Parquet | Format::Both)
+    }
+    pub(crate) fn csv(self) -> bool {
+        matches!(self, Format::Csv | Format::Both)
+    }
+}
+
+/// Fsyncs a directory so that renames and new entries in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io(format!("fsync directory {}", dir.display())))
+}
+
+fn temp_path(final_path: &Path) -> PathBuf {
+    let name = final_path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    final_path.with_file_name(format!(".{name}.tmp"))
+}
+
+/// Writes a file atomically: `write` fills the temp file, which is then fsynced
+/// and renamed to `path`; the folder is fsynced. On any error the temp file is
+/// removed and `path` is untouched. Returns the file's size.
+pub(crate) fn publish(path: &Path, write: impl FnOnce(File) -> Result<File, Error>) -> Result<u64, Error> {
+    let tmp = temp_path(path);
+    let result = (|| {
+        let file = File::create(&tmp).map_err(Error::io(format!("create {}", tmp.display())))?;
+        let file = write(file)?;
+        file.sync_all().map_err(Error::io(format!("fsync {}", tmp.display())))?;
+        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        drop(file);
+        fs::rename(&tmp, path).map_err(Error::io(format!("rename {} to {}", tmp.display(), path.display())))?;
+        Ok(bytes)
+    })();
+    match result {
+        Ok(bytes) => {
+            sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+            Ok(bytes)
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Replaces a small file (manifest, summary) atomically.
+pub(crate) fn publish_bytes(path: &Path, bytes: &[u8]) -> Result<u64, Error> {
+    publish(path, |mut f| {
+        f.write_all(bytes).map_err(Error::io(format!("write {}", path.display())))?;
+        Ok(f)
+    })
+}
+
+/// Writes one sealed batch as a zstd Parquet file whose footer records the
+/// batch's `_seq` range and run id.
+pub(crate) fn publish_parquet(path: &Path, part: &SealedBatch, run_id: &str) -> Result<u64, Error> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1 is valid")))
+        .set_key_value_metadata(Some(vec![
+            KeyValue::new(META_FIRST_SEQ.into(), part.first_seq.to_string()),
+            KeyValue::new(META_LAST_SEQ.into(), part.last_seq.to_string()),
+            KeyValue::new(META_RUN_ID.into(), run_id.to_owned()),
+        ]))
+        .build();
+    publish(path, |file| {
+        let mut writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), part.batch.schema(), Some(props))
+            .map_err(|e| encode_error(path, e))?;
+        writer.write(&part.batch).map_err(|e| encode_error(path, e))?;
+        let buffered = writer.into_inner().map_err(|e| encode_error(path, e))?;
+        buffered
+            .into_inner()
+            .map_err(|e| Error::io(format!("write {}", path.display()))(e.into_error()))
+    })
+}
+
+/// Writes one sealed batch as CSV with a header (timestamps as RFC 3339).
+pub(crate) fn publish_csv(path: &Path, batch: &RecordBatch) -> Result<u64, Error> {
+    publish(path, |file| {
+        let mut writer = arrow_csv::WriterBuilder::new()
+            .with_header(true)
+            .with_timestamp_tz_format("%Y-%m-%dT%H:%M:%S%.3f%:z".to_owned())
+            .build(BufWriter::with_capacity(1 << 20, file));
+        writer.write(batch).map_err(|e| encode_error(path, e))?;
+        writer
+            .into_inner()
+            .into_inner()
+            .map_err(|e| Error::io(format!("write {}", path.display()))(e.into_error()))
+    })
+}
+
+/// Removes temp files a crash left behind in `dir` (names `.<name>.tmp`).
+pub(crate) fn remove_temp_files(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_write_leaves_no_file_and_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.json");
+        let err = publish(&path, |_| Err(Error::Config("boom".into()))).unwrap_err();
+        assert!(err.to_string().contains("boom"));
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn publish_replaces_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        publish_bytes(&path, b"one").unwrap();
+        publish_bytes(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,459 @@
+//! The worker thread: the one owner of buffers, part writers, the manifest,
+//! the summary aggregates and `rejected.ndjson`. Producers only send messages.
+//!
+//! Loop: block on the channel or the ticker (`select!`), handle the message,
+//! then ask the pure [`CheckpointPolicy`] whether to checkpoint. Shutdown is a
+//! handshake: the `Shutdown` message queues behind every record already sent;
+//! the worker drains, writes the final checkpoint, `summary.json` and the final
+//! manifest (all fsynced), and only then answers.
+
+use crate::buffer::{RowMeta, StreamBuffer};
+use crate::error::Error;
+use crate::lock::RunLock;
+use crate::manifest::{FileEntry, Manifest, RunStatus, SchemaField};
+use crate::policy::{retry_delay, CheckpointPolicy, PolicyState, Trigger};
+use crate::record::{Control, Record, Row};
+use crate::sink::{publish_bytes, publish_csv, publish_parquet, sync_dir, Format};
+use crate::stats::Stats;
+use crate::summary::{Aggregates, RunSummary, SUMMARY_FILE};
+use crate::timestamp::Timestamp;
+use crossbeam_channel::{select, tick, Receiver, Sender};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// File name of the rejected-lines log inside a run directory.
+pub const REJECTED_FILE: &str = "rejected.ndjson";
+
+/// A line that could not be decoded, on its way to `rejected.ndjson`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Rejected {
+    /// Line number within its source (1-based).
+    pub line: u64,
+    /// The connection's source name.
+    pub source: String,
+    /// Why it was rejected.
+    pub error: String,
+    /// The line (lossy UTF-8), cut at 4 KiB.
+    pub raw: String,
+}
+
+/// What a reader decoded from one stretch of input.
+#[derive(Debug)]
+pub enum Ingested {
+    /// A decoded record.
+    Record(Record),
+    /// A rejected line.
+    Rejected(Rejected),
+}
+
+/// Records from one source, in input order.
+#[derive(Debug)]
+pub struct Batch {
+    /// The source of records that name none.
+    pub source: Arc<str>,
+    /// The items, in order.
+    pub items: Vec<Ingested>,
+}
+
+pub(crate) enum Msg {
+    Record(Record),
+    Batch(Batch),
+    Checkpoint(Option<Sender<Result<(), String>>>),
+    Shutdown {
+        status: RunStatus,
+        ack: Sender<Result<RunSummary, String>>,
+    },
+}
+
+/// Settings the worker needs.
+pub(crate) struct WorkerConfig {
+    pub run_dir: PathBuf,
+    pub run_id: String,
+    pub format: Format,
+    pub policy: CheckpointPolicy,
+    pub keep_candles: bool,
+    pub default_source: Arc<str>,
+}
+
+pub(crate) struct Worker {
+    cfg: WorkerConfig,
+    streams: BTreeMap<String, StreamBuffer>,
+    next_part: HashMap<String, u32>,
+    manifest: Manifest,
+    agg: Aggregates,
+    next_seq: u64,
+    candles_since: u64,
+    last_checkpoint: Instant,
+    failures: u32,
+    retry_not_before: Option<Instant>,
+    rejected_out: Option<BufWriter<File>>,
+    stats: Arc<Stats>,
+    _lock: RunLock,
+}
+
+impl Worker {
+    pub(crate) fn new(cfg: WorkerConfig, manifest: Manifest, agg: Aggregates, stats: Arc<Stats>, lock: RunLock) -> Self {
+        let next_part = manifest
+            .streams
+            .iter()
+            .map(|(name, s)| {
+                let highest = s.files.iter().filter_map(|f| part_number(&f.path)).max().unwrap_or(0);
+                (name.clone(), highest + 1)
+            })
+            .collect();
+        stats.records.store(manifest.records, Relaxed);
+        stats.checkpoints.store(manifest.checkpoints, Relaxed);
+        stats.rejected.store(manifest.rejected, Relaxed);
+        stats.candles.store(manifest.candles, Relaxed);
+        Worker {
+            next_seq: manifest.records,
+            cfg,
+            streams: BTreeMap::new(),
+            next_part,
+            manifest,
+            agg,
+            candles_since: 0,
+            last_checkpoint: Instant::now(),
+            failures: 0,
+            retry_not_before: None,
+            rejected_out: None,
+            stats,
+            _lock: lock,
+        }
+    }
+
+    /// Runs until a `Shutdown` message, or until every sender is gone (then
+    /// the run ends as `complete`, as on drop).
+    pub(crate) fn run(mut self, rx: Receiver<Msg>) {
+        let tick_every = self
+            .cfg
+            .policy
+            .every
+            .map_or(Duration::from_secs(1), |e| (e / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
+        let ticker = tick(tick_every);
+        loop {
+            select! {
+                recv(rx) -> msg => match msg {
+                    Ok(Msg::Shutdown { status, ack }) => {
+                        let result = self.finish(status).map_err(|e| format!("{e:#}"));
+                        let _ = ack.send(result);
+                        return;
+                    }
+                    Ok(msg) => self.handle(msg),
+                    Err(_) => {
+                        if let Err(e) = self.finish(RunStatus::Complete) {
+                            tracing::error!("final flush after the last sender left failed: {e}");
+                        }
+                        return;
+                    }
+                },
+                recv(ticker) -> _ => {}
+            }
+            if let Some(trigger) = self.cfg.policy.should_checkpoint(&self.policy_state(), Instant::now()) {
+                let _ = self.checkpoint(trigger);
+            }
+        }
+    }
+
+    fn policy_state(&self) -> PolicyState {
+        PolicyState {
+            candles_since: self.candles_since,
+            buffered_rows: self.buffered_rows(),
+            last_checkpoint: self.last_checkpoint,
+            retry_not_before: self.retry_not_before,
+        }
+    }
+
+    fn buffered_rows(&self) -> usize {
+        self.streams.values().map(StreamBuffer::pending_rows).sum()
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Record(record) => {
+                let source = self.cfg.default_source.clone();
+                self.ingest(record, &source, Timestamp::now());
+            }
+            Msg::Batch(batch) => {
+                let now = Timestamp::now();
+                for item in batch.items {
+                    match item {
+                        Ingested::Record(r) => self.ingest(r, &batch.source, now),
+                        Ingested::Rejected(r) => self.reject(r),
+                    }
+                }
+                if let Some(out) = self.rejected_out.as_mut() {
+                    let _ = out.flush();
+                }
+            }
+            Msg::Checkpoint(ack) => {
+                let result = self.checkpoint(Trigger::Requested).map_err(|e| e.to_string());
+                if let Some(ack) = ack {
+                    let _ = ack.send(result);
+                }
+            }
+            Msg::Shutdown { .. } => unreachable!("handled by the loop"),
+        }
+        self.stats.rows_buffered.store(self.buffered_rows() as u64, Relaxed);
+    }
+
+    fn ingest(&mut self, record: Record, default_source: &str, now: Timestamp) {
+        match &record {
+            Record::Control(Control::Checkpoint) => {
+                let _ = self.checkpoint(Trigger::Requested);
+                return;
+            }
+            // A reader consumes `hello` itself; one sent through a `Handle` has no connection to rename.
+            Record::Control(Control::Hello { .. }) => return,
+            Record::Candle(c) => {
+                self.candles_since += 1;
+                self.manifest.candles += 1;
+                self.stats.candles.fetch_add(1, Relaxed);
+                if self.cfg.keep_candles {
+                    self.store(c, default_source, now);
+                }
+                return;
+            }
+            Record::Trade(t) => self.agg.add_trade(t),
+            Record::RlEpisode(e) => self.agg.add_episode(e),
+            Record::ModelDecision(d) => self.agg.add_decision(d),
+            _ => {}
+        }
+        if let Some(row) = record.row() {
+            self.store(row, default_source, now);
+        }
+    }
+
+    fn store(&mut self, row: &dyn Row, default_source: &str, now: Timestamp) {
+        let source = row.source().unwrap_or(default_source);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let buf = self
+            .streams
+            .entry(row.stream_name().to_owned())
+            .or_insert_with(|| StreamBuffer::new(row.core_fields()));
+        buf.append(
+            row,
+            RowMeta {
+                seq,
+                source,
+                ingested_at: now,
+            },
+        );
+        match self.manifest.sources.get_mut(source) {
+            Some(n) => *n += 1,
+            None => {
+                self.manifest.sources.insert(source.to_owned(), 1);
+            }
+        }
+        self.manifest.records = self.next_seq;
+        self.stats.records.store(self.next_seq, Relaxed);
+    }
+
+    fn reject(&mut self, r: Rejected) {
+        self.manifest.rejected += 1;
+        let n = self.stats.rejected.fetch_add(1, Relaxed) + 1;
+        // Rate-limited: the first 10, then every 1000th, so a flood of bad
+        // lines cannot drown the log; every one is in rejected.ndjson anyway.
+        if n <= 10 || n.is_multiple_of(1000) {
+            tracing::warn!(line = r.line, source = %r.source, rejected_total = n, "rejected line: {}", r.error);
+        }
+        if self.rejected_out.is_none() {
+            let path = self.cfg.run_dir.join(REJECTED_FILE);
+            match OpenOptions::new().create(true).append(true).open(&path) {
+                Ok(f) => self.rejected_out = Some(BufWriter::new(f)),
+                Err(e) => {
+                    self.manifest.last_error = Some(format!("open {}: {e}", path.display()));
+                    return;
+                }
+            }
+        }
+        let out = self.rejected_out.as_mut().expect("opened above");
+        let mut line = serde_json::to_vec(&r).expect("rejected serializes");
+        line.push(b'\n');
+        if let Err(e) = out.write_all(&line) {
+            self.manifest.last_error = Some(format!("write {REJECTED_FILE}: {e}"));
+        }
+    }
+
+    /// Publishes every buffered row, stream by stream, then the manifest. A
+    /// batch leaves memory only once its files are published; on error the
+    /// rest stays buffered for the next attempt.
+    fn checkpoint(&mut self, trigger: Trigger) -> Result<(), Error> {
+        let started = Instant::now();
+        let result = self.publish_all();
+        self.candles_since = 0;
+        self.last_checkpoint = Instant::now();
+        let result = result.and_then(|published| {
+            if published > 0 {
+                self.manifest.checkpoints += 1;
+                self.manifest.last_checkpoint_at = Some(now_rfc3339());
+                self.stats.checkpoints.fetch_add(1, Relaxed);
+            }
+            self.sync_rejected()?;
+            self.store_manifest()?;
+            if published > 0 || trigger == Trigger::Final {
+                self.store_summary(self.manifest.status)?;
+            }
+            tracing::debug!(?trigger, rows = published, elapsed = ?started.elapsed(), "checkpoint");
+            Ok(())
+        });
+        match &result {
+            Ok(()) => {
+                self.failures = 0;
+                self.retry_not_before = None;
+            }
+            Err(e) => {
+                self.failures += 1;
+                let delay = retry_delay(self.failures);
+                self.retry_not_before = Some(Instant::now() + delay);
+                self.manifest.last_error = Some(format!("{}: {e}", now_rfc3339()));
+                tracing::error!("checkpoint failed ({e}); rows stay buffered, retrying in {delay:?}");
+                // Best effort: let readers of the manifest see the error.
+                let _ = self.store_manifest();
+            }
+        }
+        self.stats.rows_buffered.store(self.buffered_rows() as u64, Relaxed);
+        result
+    }
+
+    fn publish_all(&mut self) -> Result<u64, Error> {
+        let mut published = 0u64;
+        let mut first_error = None;
+        for (name, buf) in self.streams.iter_mut() {
+            buf.seal();
+            while let Some(part) = buf.front() {
+                let number = *self.next_part.get(name).unwrap_or(&1);
+                let result = publish_part(&self.cfg, name, number, part);
+                match result {
+                    Ok(files) => {
+                        let rows = part.batch.num_rows() as u64;
+                        let entry = self.manifest.streams.entry(name.clone()).or_default();
+                        entry.rows += rows;
+                        self.stats.files.fetch_add(files.len() as u64, Relaxed);
+                        let bytes: u64 = files.iter().map(|f| f.bytes).sum();
+                        self.stats.bytes_written.fetch_add(bytes, Relaxed);
+                        entry.files.extend(files);
+                        entry.schema = buf
+                            .schema()
+                            .iter()
+                            .map(|(n, t)| SchemaField { name: n.clone(), ty: *t })
+                            .collect();
+                        self.next_part.insert(name.clone(), number + 1);
+                        buf.pop_published();
+                        published += rows;
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        break;
+                    }
+                }
+            }
+        }
+        self.manifest.published_seq = self
+            .streams
+            .values()
+            .filter_map(StreamBuffer::first_pending_seq)
+            .min()
+            .unwrap_or(self.next_seq);
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(published),
+        }
+    }
+
+    fn sync_rejected(&mut self) -> Result<(), Error> {
+        if let Some(out) = self.rejected_out.as_mut() {
+            out.flush()
+                .and_then(|_| out.get_ref().sync_data())
+                .map_err(Error::io(format!("fsync {REJECTED_FILE}")))?;
+        }
+        Ok(())
+    }
+
+    fn store_manifest(&mut self) -> Result<(), Error> {
+        self.manifest.updated_at = now_rfc3339();
+        self.manifest.store(&self.cfg.run_dir)
+    }
+
+    fn summary(&self, status: RunStatus) -> RunSummary {
+        let rows = self.manifest.streams.iter().map(|(k, s)| (k.clone(), s.rows)).collect();
+        self.agg
+            .summary(&self.cfg.run_id, status, rows, self.manifest.candles, self.manifest.rejected)
+    }
+
+    fn store_summary(&self, status: RunStatus) -> Result<RunSummary, Error> {
+        let summary = self.summary(status);
+        let bytes = serde_json::to_vec_pretty(&summary).expect("summary serializes");
+        publish_bytes(&self.cfg.run_dir.join(SUMMARY_FILE), &bytes)?;
+        Ok(summary)
+    }
+
+    /// The final flush: every row published, then the status, summary and
+    /// manifest. If it fails the status stays `running`, which marks the run
+    /// for recovery.
+    fn finish(&mut self, status: RunStatus) -> Result<RunSummary, Error> {
+        self.retry_not_before = None;
+        self.checkpoint(Trigger::Final)?;
+        self.manifest.status = status;
+        let summary = self.store_summary(status)?;
+        self.store_manifest()?;
+        self.stats.rows_buffered.store(0, Relaxed);
+        Ok(summary)
+    }
+}
+
+fn publish_part(
+    cfg: &WorkerConfig,
+    stream: &str,
+    number: u32,
+    part: &crate::buffer::SealedBatch,
+) -> Result<Vec<FileEntry>, Error> {
+    let dir = cfg.run_dir.join(stream);
+    if !dir.is_dir() {
+        fs::create_dir_all(&dir).map_err(Error::io(format!("create {}", dir.display())))?;
+        sync_dir(&cfg.run_dir)?;
+    }
+    let mut files = Vec::with_capacity(2);
+    let entry = |ext: &str, bytes: u64| FileEntry {
+        path: format!("{stream}/part-{number:06}.{ext}"),
+        format: ext.to_owned(),
+        rows: part.batch.num_rows() as u64,
+        first_seq: part.first_seq,
+        last_seq: part.last_seq,
+        bytes,
+    };
+    if cfg.format.parquet() {
+        let path = dir.join(format!("part-{number:06}.parquet"));
+        files.push(entry("parquet", publish_parquet(&path, part, &cfg.run_id)?));
+    }
+    if cfg.format.csv() {
+        let path = dir.join(format!("part-{number:06}.csv"));
+        files.push(entry("csv", publish_csv(&path, &part.batch)?));
+    }
+    Ok(files)
+}
+
+/// The part number in `stream/part-000042.parquet`.
+fn part_number(path: &str) -> Option<u32> {
+    let name = path.rsplit('/').next()?;
+    name.strip_prefix("part-")?.split('.').next()?.parse().ok()
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn part_number_parses_names() {
+        assert_eq!(super::part_number("trades/part-000042.parquet"), Some(42));
+        assert_eq!(super::part_number("trades/other.parquet"), None);
+    }
+}
