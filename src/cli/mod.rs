@@ -1,0 +1,45 @@
+//! Subcommands of the `rlcollect` binary, one file each.
+
+pub mod demo;
+pub mod run;
+pub mod status;
+pub mod summary;
+
+use std::path::{Path, PathBuf};
+
+/// Logs go to stderr only; stdout belongs to the user. `RUST_LOG` filters.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Exit code 2 for configuration errors, 1 for everything else.
+pub fn exit_code_for(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<rlcollect::Error>() {
+        Some(rlcollect::Error::Config(_)) => 2,
+        _ => 1,
+    }
+}
+
+/// The default run directory: `analysis_data/latest`.
+pub fn default_run_dir() -> PathBuf {
+    Path::new("analysis_data").join(rlcollect::LATEST_LINK)
+}
+
+/// A right-aligned count with thousands separators.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

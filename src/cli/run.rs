@@ -1,0 +1,303 @@
+//! `rlcollect run`: the sidecar. Reader threads decode NDJSON from stdin and
+//! from socket connections; the main thread only waits for events (a signal,
+//! an input ending) and decides when the run ends.
+//!
+//! Ending: EOF on stdin (or, with `--listen --exit-when-idle`, the last
+//! producer leaving) → final flush, status `complete`. SIGINT/SIGTERM/SIGHUP
+//! → readers stop at a line boundary, final flush of everything read, status
+//! `interrupted`. A second signal during the flush exits 1 at once.
+
+use anyhow::{bail, Context, Result};
+use crossbeam_channel::{unbounded, Sender};
+use rlcollect::ingest::{read_ndjson, ReadEnd, ReaderOptions, StopGate};
+use rlcollect::{Collector, Format, Handle, RunStatus};
+use std::io::IsTerminal;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Output format of part files.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum FormatArg {
+    /// Parquet (zstd).
+    Parquet,
+    /// CSV with a header.
+    Csv,
+    /// Both side by side.
+    Both,
+}
+
+/// Options of `rlcollect run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Output root; the run directory is OUT/RUN.
+    #[arg(long, default_value = "analysis_data")]
+    out: PathBuf,
+    /// Run id (directory name). Default: the UTC start time, e.g. 20261122T101500Z.
+    #[arg(long)]
+    run: Option<String>,
+    /// Also accept producers on this Unix socket (many at once).
+    #[arg(long)]
+    listen: Option<PathBuf>,
+    /// With --listen: end the run when the last connection closes (and stdin is closed or unused).
+    #[arg(long, requires = "listen")]
+    exit_when_idle: bool,
+    /// Checkpoint every N candle records (0 = off).
+    #[arg(long, default_value_t = 1000)]
+    every_candles: u64,
+    /// Checkpoint buffered rows every T seconds, even with no candles.
+    #[arg(long, default_value_t = 60.0)]
+    every_secs: f64,
+    /// Checkpoint when this many rows are buffered (bounds memory).
+    #[arg(long, default_value_t = 100_000)]
+    max_buffered_rows: usize,
+    /// Part file format.
+    #[arg(long, value_enum, default_value = "parquet")]
+    format: FormatArg,
+    /// Reject lines longer than this many bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_line_bytes: usize,
+    /// Store candle records in the `candles` stream.
+    #[arg(long)]
+    keep_candles: bool,
+    /// Print a progress line on stderr every 2 s (default: only when stderr is a terminal).
+    #[arg(long)]
+    progress: bool,
+}
+
+enum Event {
+    Signal,
+    StdinDone { records: u64 },
+    ConnOpened,
+    ConnClosed,
+}
+
+/// How many termination signals arrived; the second one exits at once.
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+
+pub fn run(args: RunArgs) -> Result<ExitCode> {
+    if !(args.every_secs > 0.0 && args.every_secs.is_finite()) {
+        return Err(rlcollect::Error::Config(format!("--every-secs must be positive, got {}", args.every_secs)).into());
+    }
+    if args.max_line_bytes < 16 {
+        return Err(rlcollect::Error::Config("--max-line-bytes must be at least 16".into()).into());
+    }
+    let format = match args.format {
+        FormatArg::Parquet => Format::Parquet,
+        FormatArg::Csv => Format::Csv,
+        FormatArg::Both => Format::Both,
+    };
+    let mut builder = Collector::builder(&args.out)
+        .every_candles(args.every_candles)
+        .every(Duration::from_secs_f64(args.every_secs))
+        .max_buffered_rows(args.max_buffered_rows)
+        .format(format)
+        .keep_candles(args.keep_candles)
+        // Messages are batches of up to 1024 records: a small queue bounds memory.
+        .channel_capacity(16)
+        .source("stdin");
+    if let Some(run) = &args.run {
+        builder = builder.run_id(run);
+    }
+    let collector = builder.build().context("cannot start the run")?;
+    let run_dir = collector.run_dir().to_owned();
+    tracing::info!(run_dir = %run_dir.display(), "collecting");
+
+    let (events, incoming) = unbounded();
+    install_signal_handler(events.clone())?;
+    let gate = StopGate::new();
+    let opts = ReaderOptions {
+        max_line_bytes: args.max_line_bytes,
+        ..ReaderOptions::default()
+    };
+
+    let listener = match &args.listen {
+        Some(path) => Some(Listener::start(path, collector.handle(), opts, gate.clone(), events.clone())?),
+        None => None,
+    };
+    let read_stdin = listener.is_none() || !std::io::stdin().is_terminal();
+    if read_stdin {
+        let (handle, gate, events) = (collector.handle(), gate.clone(), events.clone());
+        std::thread::Builder::new().name("read-stdin".into()).spawn(move || {
+            let (end, counts) = read_ndjson(std::io::stdin().lock(), "stdin", &handle, opts, &gate);
+            tracing::debug!(?end, ?counts, "stdin ended");
+            let _ = events.send(Event::StdinDone { records: counts.records });
+        })?;
+    }
+    let progress_on = args.progress || std::io::stderr().is_terminal();
+    let progress_stop = Arc::new(AtomicBool::new(false));
+    if progress_on {
+        spawn_progress(collector.handle(), progress_stop.clone());
+    }
+
+    let mut stdin_done = !read_stdin;
+    let mut stdin_records = 0;
+    let mut active = 0usize;
+    let mut ever_connected = false;
+    let idle_exit = args.exit_when_idle;
+    let status = loop {
+        let idle = |stdin_done: bool, active: usize, ever: bool, stdin_records: u64| {
+            stdin_done && active == 0 && (ever || stdin_records > 0)
+        };
+        match incoming.recv() {
+            Ok(Event::Signal) | Err(_) => {
+                tracing::info!("signal received: stopping input, final flush of everything read");
+                gate.stop_and_wait();
+                break RunStatus::Interrupted;
+            }
+            Ok(Event::StdinDone { records }) => {
+                stdin_done = true;
+                stdin_records = records;
+                if listener.is_none() || (idle_exit && idle(stdin_done, active, ever_connected, stdin_records)) {
+                    break RunStatus::Complete;
+                }
+            }
+            Ok(Event::ConnOpened) => {
+                active += 1;
+                ever_connected = true;
+            }
+            Ok(Event::ConnClosed) => {
+                active = active.saturating_sub(1);
+                if idle_exit && idle(stdin_done, active, ever_connected, stdin_records) {
+                    break RunStatus::Complete;
+                }
+            }
+        }
+    };
+    if let Some(listener) = listener {
+        listener.stop();
+        // Producers that connected while we decided to end still finish.
+        if status == RunStatus::Complete {
+            while listener.active.load(Ordering::SeqCst) > 0 {
+                if let Ok(Event::Signal) = incoming.recv_timeout(Duration::from_millis(50)) {
+                    gate.stop_and_wait();
+                    break;
+                }
+            }
+        }
+    }
+    progress_stop.store(true, Ordering::SeqCst);
+    let summary = collector.close_as(status).context("final flush failed")?;
+    let rows: u64 = summary.rows.values().sum();
+    tracing::info!(
+        status = %status,
+        rows,
+        rejected = summary.rejected,
+        run_dir = %run_dir.display(),
+        "run ended"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn install_signal_handler(events: Sender<Event>) -> Result<()> {
+    ctrlc::set_handler(move || {
+        if SIGNALS.fetch_add(1, Ordering::SeqCst) == 0 {
+            let _ = events.send(Event::Signal);
+        } else {
+            eprintln!("rlcollect: second signal during the final flush: exiting now without finishing it");
+            std::process::exit(1);
+        }
+    })
+    .context("installing the signal handler")
+}
+
+fn spawn_progress(handle: Handle, stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let mut last = handle.stats();
+        let mut last_at = Instant::now();
+        while !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_secs(2));
+            let now = handle.stats();
+            let secs = last_at.elapsed().as_secs_f64();
+            last_at = Instant::now();
+            eprintln!(
+                "rlcollect: {:>10.0} records/s | {} records | {} buffered | {} checkpoints | {} files | {} rejected",
+                (now.records - last.records) as f64 / secs,
+                super::thousands(now.records),
+                super::thousands(now.rows_buffered),
+                now.checkpoints,
+                now.files,
+                now.rejected
+            );
+            last = now;
+        }
+    });
+}
+
+/// The Unix socket: an accept thread starting one reader thread per connection.
+struct Listener {
+    path: PathBuf,
+    stopping: Arc<AtomicBool>,
+    active: Arc<AtomicUsize>,
+}
+
+impl Listener {
+    fn start(path: &Path, handle: Handle, opts: ReaderOptions, gate: Arc<StopGate>, events: Sender<Event>) -> Result<Self> {
+        let listener = bind_replacing_stale(path)?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(AtomicUsize::new(0));
+        let (stop, live) = (stopping.clone(), active.clone());
+        std::thread::Builder::new().name("accept".into()).spawn(move || {
+            let mut n = 0u64;
+            for conn in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let conn = match conn {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        continue;
+                    }
+                };
+                n += 1;
+                live.fetch_add(1, Ordering::SeqCst);
+                let _ = events.send(Event::ConnOpened);
+                let (handle, gate, events, live) = (handle.clone(), gate.clone(), events.clone(), live.clone());
+                let source = format!("conn-{n}");
+                let spawned = std::thread::Builder::new().name(source.clone()).spawn(move || {
+                    let (end, counts) = read_ndjson(&conn, &source, &handle, opts, &gate);
+                    tracing::debug!(%source, ?end, ?counts, "connection ended");
+                    if end != ReadEnd::Stopped {
+                        live.fetch_sub(1, Ordering::SeqCst);
+                        let _ = events.send(Event::ConnClosed);
+                    }
+                });
+                if let Err(e) = spawned {
+                    tracing::error!("cannot start a reader for a connection: {e}");
+                }
+            }
+        })?;
+        Ok(Listener {
+            path: path.to_owned(),
+            stopping,
+            active,
+        })
+    }
+
+    /// Stops accepting and removes the socket file.
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Wake the accept thread so it sees the flag.
+        let _ = UnixStream::connect(&self.path);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds `path`; a socket file left by a dead collector (nobody accepts on it)
+/// is replaced, a live one is never stolen.
+fn bind_replacing_stale(path: &Path) -> Result<UnixListener> {
+    if path.exists() {
+        match UnixStream::connect(path) {
+            Ok(_) => bail!("{} is the socket of a live collector; not taking it over", path.display()),
+            Err(_) => {
+                tracing::warn!(path = %path.display(), "replacing a stale socket left by a dead collector");
+                std::fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))?;
+            }
+        }
+    }
+    UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))
+}

@@ -1,0 +1,72 @@
+//! `rlcollect summary RUN_DIR`: summary.json as a readable table.
+
+use anyhow::{Context, Result};
+use rlcollect::{RunSummary, SUMMARY_FILE};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Options of `rlcollect summary`.
+#[derive(clap::Args, Debug)]
+pub struct SummaryArgs {
+    /// Run directory (default: analysis_data/latest).
+    run_dir: Option<PathBuf>,
+}
+
+pub fn summary(args: SummaryArgs) -> Result<ExitCode> {
+    let run_dir = args.run_dir.unwrap_or_else(super::default_run_dir);
+    let s = load(&run_dir)?;
+    print!("{}", render(&s));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn load(run_dir: &Path) -> Result<RunSummary> {
+    let path = run_dir.join(SUMMARY_FILE);
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not a summary", path.display()))
+}
+
+/// The summary as text tables.
+pub fn render(s: &RunSummary) -> String {
+    use std::fmt::Write;
+    let th = super::thousands;
+    let mut o = String::new();
+    let _ = writeln!(o, "run {}  status {}  candles {}  rejected {}", s.run_id, s.status, th(s.candles), th(s.rejected));
+    let _ = writeln!(o, "\n{:<24} {:>12}", "stream", "rows");
+    for (k, n) in &s.rows {
+        let _ = writeln!(o, "{:<24} {:>12}", k, th(*n));
+    }
+    let t = &s.trades;
+    if t.count > 0 {
+        let _ = writeln!(
+            o,
+            "\ntrades {}  wins {}  losses {}  draws {}  win rate {:.2}%  profit_abs {:.8}  mean profit_ratio {:.6}",
+            t.count, t.wins, t.losses, t.draws, t.win_rate * 100.0, t.profit_abs_total, t.profit_ratio_mean
+        );
+        let _ = writeln!(o, "{:<24} {:>8} {:>16}", "pair", "trades", "profit_abs");
+        for (k, g) in &t.by_pair {
+            let _ = writeln!(o, "{:<24} {:>8} {:>16.8}", k, g.count, g.profit_abs);
+        }
+        let _ = writeln!(o, "{:<24} {:>8} {:>16}", "exit_reason", "trades", "profit_abs");
+        for (k, g) in &t.by_exit_reason {
+            let _ = writeln!(o, "{:<24} {:>8} {:>16.8}", k, g.count, g.profit_abs);
+        }
+    }
+    let e = &s.rl_episodes;
+    if e.count > 0 {
+        let _ = writeln!(
+            o,
+            "\nrl_episodes {}  reward mean {:.4}  min {:.4}  max {:.4}  best episode {}",
+            e.count,
+            e.total_reward_mean,
+            e.total_reward_min.unwrap_or(f64::NAN),
+            e.total_reward_max.unwrap_or(f64::NAN),
+            e.best_episode.map_or("-".into(), |b| b.to_string())
+        );
+    }
+    let d = &s.model_decisions;
+    if d.count > 0 {
+        let actions: Vec<String> = d.by_action.iter().map(|(a, n)| format!("{a}: {}", th(*n))).collect();
+        let _ = writeln!(o, "\nmodel_decisions {}  by action  {}", th(d.count), actions.join("  "));
+    }
+    o
+}
