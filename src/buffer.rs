@@ -240,11 +240,18 @@ mod tests {
         let types: Vec<_> = std::iter::from_fn(|| {
             let f = b.front()?.clone();
             b.pop_published();
-            Some((f.first_seq, f.last_seq, f.batch.schema().field_with_name("a").unwrap().data_type().clone()))
+            Some((
+                f.first_seq,
+                f.last_seq,
+                f.batch.schema().field_with_name("a").unwrap().data_type().clone(),
+            ))
         })
         .collect();
         use arrow_schema::DataType::*;
-        assert_eq!(types, vec![(0, 0, Int64), (1, 1, Float64), (2, 2, Float64), (3, 4, Utf8)]);
+        assert_eq!(
+            types,
+            vec![(0, 0, Int64), (1, 1, Float64), (2, 2, Float64), (3, 4, Utf8)]
+        );
     }
 
     #[test]
@@ -254,7 +261,14 @@ mod tests {
         push(&mut b, 1, &[("a", Value::Int(3))]);
         push(&mut b, 2, &[("a", Value::Bool(true))]);
         b.seal();
-        let col = b.front().unwrap().batch.column_by_name("a").unwrap().as_string::<i32>().clone();
+        let col = b
+            .front()
+            .unwrap()
+            .batch
+            .column_by_name("a")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
         assert_eq!(col.iter().collect::<Vec<_>>(), vec![Some("x"), Some("3"), Some("true")]);
         assert_eq!(b.schema().last().unwrap().1, ColumnType::String);
     }

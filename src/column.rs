@@ -3,8 +3,7 @@
 use crate::timestamp::Timestamp;
 use crate::value::Value;
 use arrow_array::builder::{
-    ArrayBuilder,
-    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+    ArrayBuilder, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
     UInt64Builder,
 };
 use arrow_array::{ArrayRef, NullArray};
@@ -81,9 +80,7 @@ impl Column {
             ColumnType::UInt64 => Column::UInt64(UInt64Builder::new()),
             ColumnType::Float64 => Column::Float64(Float64Builder::new()),
             ColumnType::String => Column::String(StringBuilder::new()),
-            ColumnType::Timestamp => {
-                Column::Timestamp(TimestampMillisecondBuilder::new().with_timezone("UTC"))
-            }
+            ColumnType::Timestamp => Column::Timestamp(TimestampMillisecondBuilder::new().with_timezone("UTC")),
         }
     }
 

@@ -206,7 +206,10 @@ pub fn read_ndjson(
             } else {
                 // A line longer than the limit: keep its head for the report
                 // and skip the rest until its newline, in constant memory.
-                let (len, head) = pump.overlong.take().unwrap_or_else(|| (0, buf[..RAW_CUT.min(filled)].to_vec()));
+                let (len, head) = pump
+                    .overlong
+                    .take()
+                    .unwrap_or_else(|| (0, buf[..RAW_CUT.min(filled)].to_vec()));
                 pump.overlong = Some((len + filled, head));
                 filled = 0;
             }
@@ -232,7 +235,11 @@ pub fn read_ndjson(
                 let rest = buf[..filled].to_vec();
                 pump.line(&rest);
             }
-            let end = if pump.flush() { ReadEnd::Eof } else { ReadEnd::CollectorGone };
+            let end = if pump.flush() {
+                ReadEnd::Eof
+            } else {
+                ReadEnd::CollectorGone
+            };
             return (end, pump.counts);
         }
         let end = filled + n;

@@ -178,9 +178,7 @@ impl<'a> Parser<'a> {
             Some(b'f') => self.literal("false").map(|_| JsonValue::Bool(false)),
             Some(b'n') => self.literal("null").map(|_| JsonValue::Null),
             Some(b'N') => self.literal("NaN").map(|_| JsonValue::Float(f64::NAN)),
-            Some(b'I') => self
-                .literal("Infinity")
-                .map(|_| JsonValue::Float(f64::INFINITY)),
+            Some(b'I') => self.literal("Infinity").map(|_| JsonValue::Float(f64::INFINITY)),
             Some(b'-' | b'0'..=b'9') => self.number(),
             _ => Err(self.err("expected a JSON value")),
         }
@@ -384,7 +382,10 @@ mod tests {
 
     #[test]
     fn compact_removes_whitespace_outside_strings_only() {
-        assert_eq!(compact(r#"{"rsi": 55.5, "n": "a b\" c"}"#), r#"{"rsi":55.5,"n":"a b\" c"}"#);
+        assert_eq!(
+            compact(r#"{"rsi": 55.5, "n": "a b\" c"}"#),
+            r#"{"rsi":55.5,"n":"a b\" c"}"#
+        );
     }
 
     proptest::proptest! {

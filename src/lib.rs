@@ -57,8 +57,8 @@ pub use lock::{RunLock, LOCK_FILE};
 pub use manifest::{FileEntry, Manifest, RunStatus, SchemaField, StreamEntry, MANIFEST_FILE};
 pub use policy::{CheckpointPolicy, PolicyState, Trigger};
 pub use record::{
-    is_valid_user_stream, Candle, Control, CoreField, ModelDecision, Prediction, Record, RlEpisode,
-    SignalPropagation, Trade, UserRecord,
+    is_valid_user_stream, Candle, Control, CoreField, ModelDecision, Prediction, Record, RlEpisode, SignalPropagation,
+    Trade, UserRecord,
 };
 pub use sink::{Format, META_FIRST_SEQ, META_LAST_SEQ, META_RUN_ID};
 pub use stats::StatsSnapshot;

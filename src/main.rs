@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "rlcollect", version, about = "Crash-safe analytics data collector for RL trading strategies")]
+#[command(
+    name = "rlcollect",
+    version,
+    about = "Crash-safe analytics data collector for RL trading strategies"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

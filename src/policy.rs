@@ -55,7 +55,11 @@ impl CheckpointPolicy {
         if s.buffered_rows >= self.max_buffered_rows.max(1) {
             return Some(Trigger::Rows);
         }
-        if s.buffered_rows > 0 && self.every.is_some_and(|every| now.duration_since(s.last_checkpoint) >= every) {
+        if s.buffered_rows > 0
+            && self
+                .every
+                .is_some_and(|every| now.duration_since(s.last_checkpoint) >= every)
+        {
             return Some(Trigger::Time);
         }
         None
@@ -136,7 +140,10 @@ mod tests {
         s.buffered_rows = 1000;
         s.retry_not_before = Some(t0 + Duration::from_secs(2));
         assert_eq!(POLICY.should_checkpoint(&s, t0 + Duration::from_secs(1)), None);
-        assert_eq!(POLICY.should_checkpoint(&s, t0 + Duration::from_secs(2)), Some(Trigger::Rows));
+        assert_eq!(
+            POLICY.should_checkpoint(&s, t0 + Duration::from_secs(2)),
+            Some(Trigger::Rows)
+        );
         assert_eq!(retry_delay(1), Duration::from_secs(1));
         assert_eq!(retry_delay(3), Duration::from_secs(4));
         assert_eq!(retry_delay(30), Duration::from_secs(60));

@@ -511,7 +511,9 @@ pub fn is_valid_user_stream(name: &str) -> bool {
     !b.is_empty()
         && b.len() <= 64
         && b[0].is_ascii_lowercase()
-        && b[1..].iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
         && !matches!(name, "candle" | "candles" | "control" | "wal")
 }
 
@@ -648,9 +650,18 @@ mod tests {
             names(Trade::FIELDS),
             "pair,trade_id,is_short,open_date,close_date,open_rate,close_rate,amount,stake_amount,leverage,fee_open,fee_close,profit_ratio,profit_abs,exit_reason,enter_tag,trade_duration,min_rate,max_rate"
         );
-        assert_eq!(names(RlEpisode::FIELDS), "episode,pair,start_ts,end_ts,steps,total_reward,total_profit,trades,model");
-        assert_eq!(names(Prediction::FIELDS), "ts,pair,model,prediction,label,confidence,do_predict");
-        assert_eq!(names(SignalPropagation::FIELDS), "ts,pair,stage,signal,value,accepted,reason");
+        assert_eq!(
+            names(RlEpisode::FIELDS),
+            "episode,pair,start_ts,end_ts,steps,total_reward,total_profit,trades,model"
+        );
+        assert_eq!(
+            names(Prediction::FIELDS),
+            "ts,pair,model,prediction,label,confidence,do_predict"
+        );
+        assert_eq!(
+            names(SignalPropagation::FIELDS),
+            "ts,pair,stage,signal,value,accepted,reason"
+        );
         assert_eq!(
             names(ModelDecision::FIELDS),
             "ts,pair,episode,step,action,action_name,position,reward,total_reward,total_profit,confidence"
@@ -664,7 +675,9 @@ mod tests {
 
     #[test]
     fn coerces_numeric_strings_and_integral_floats() {
-        let Record::RlEpisode(e) = decode(r#"{"stream":"rl_episodes","episode":"7","steps":12.0,"total_reward":"1e1"}"#).unwrap() else {
+        let Record::RlEpisode(e) =
+            decode(r#"{"stream":"rl_episodes","episode":"7","steps":12.0,"total_reward":"1e1"}"#).unwrap()
+        else {
             panic!()
         };
         assert_eq!((e.episode, e.steps, e.total_reward), (7, Some(12), Some(10.0)));
@@ -700,12 +713,20 @@ mod tests {
 
     #[test]
     fn control_records() {
-        assert_eq!(decode(r#"{"stream":"control","op":"checkpoint"}"#), Ok(Record::Control(Control::Checkpoint)));
+        assert_eq!(
+            decode(r#"{"stream":"control","op":"checkpoint"}"#),
+            Ok(Record::Control(Control::Checkpoint))
+        );
         assert_eq!(
             decode(r#"{"stream":"control","op":"hello","source":"worker-1"}"#),
-            Ok(Record::Control(Control::Hello { source: "worker-1".into() }))
+            Ok(Record::Control(Control::Hello {
+                source: "worker-1".into()
+            }))
         );
-        assert!(matches!(decode(r#"{"stream":"control","op":"nap"}"#), Err(DecodeError::UnknownControl(_))));
+        assert!(matches!(
+            decode(r#"{"stream":"control","op":"nap"}"#),
+            Err(DecodeError::UnknownControl(_))
+        ));
         assert!(decode(r#"{"stream":"control","op":"hello"}"#).is_err());
     }
 
@@ -726,7 +747,10 @@ mod tests {
         for bad in ["", "Bad-Name!", "1abc", "_x", "candles", "control", "café"] {
             assert!(!is_valid_user_stream(bad), "{bad}");
         }
-        assert!(matches!(decode(r#"{"stream":5}"#), Err(DecodeError::InvalidStreamName(_))));
+        assert!(matches!(
+            decode(r#"{"stream":5}"#),
+            Err(DecodeError::InvalidStreamName(_))
+        ));
     }
 
     #[test]

@@ -82,7 +82,8 @@ pub(crate) fn publish(path: &Path, write: impl FnOnce(File) -> Result<File, Erro
 /// Replaces a small file (manifest, summary) atomically.
 pub(crate) fn publish_bytes(path: &Path, bytes: &[u8]) -> Result<u64, Error> {
     publish(path, |mut f| {
-        f.write_all(bytes).map_err(Error::io(format!("write {}", path.display())))?;
+        f.write_all(bytes)
+            .map_err(Error::io(format!("write {}", path.display())))?;
         Ok(f)
     })
 }
@@ -99,8 +100,12 @@ pub(crate) fn publish_parquet(path: &Path, part: &SealedBatch, run_id: &str) -> 
         ]))
         .build();
     publish(path, |file| {
-        let mut writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), part.batch.schema(), Some(props))
-            .map_err(|e| encode_error(path, e))?;
+        let mut writer = ArrowWriter::try_new(
+            BufWriter::with_capacity(1 << 20, file),
+            part.batch.schema(),
+            Some(props),
+        )
+        .map_err(|e| encode_error(path, e))?;
         writer.write(&part.batch).map_err(|e| encode_error(path, e))?;
         let buffered = writer.into_inner().map_err(|e| encode_error(path, e))?;
         buffered
@@ -111,6 +116,7 @@ pub(crate) fn publish_parquet(path: &Path, part: &SealedBatch, run_id: &str) -> 
 
 /// Writes one sealed batch as CSV with a header (timestamps as RFC 3339).
 pub(crate) fn publish_csv(path: &Path, batch: &RecordBatch) -> Result<u64, Error> {
+    let batch = &with_offset_timezone(batch).map_err(|e| encode_error(path, e))?;
     publish(path, |file| {
         let mut writer = arrow_csv::WriterBuilder::new()
             .with_header(true)
@@ -122,6 +128,30 @@ pub(crate) fn publish_csv(path: &Path, batch: &RecordBatch) -> Result<u64, Error
             .into_inner()
             .map_err(|e| Error::io(format!("write {}", path.display()))(e.into_error()))
     })
+}
+
+/// The same batch with timestamp columns labelled `+00:00` instead of `UTC`
+/// (the same instants): arrow-csv formats offsets without a time zone database.
+fn with_offset_timezone(batch: &RecordBatch) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    use arrow_array::{Array, TimestampMillisecondArray};
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+    let utc = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        match column.as_any().downcast_ref::<TimestampMillisecondArray>() {
+            Some(ts) if field.data_type() == &utc => {
+                let relabelled = ts.clone().with_timezone("+00:00");
+                fields.push(Field::new(field.name(), relabelled.data_type().clone(), true));
+                columns.push(std::sync::Arc::new(relabelled) as arrow_array::ArrayRef);
+            }
+            _ => {
+                fields.push(field.as_ref().clone());
+                columns.push(column.clone());
+            }
+        }
+    }
+    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
 }
 
 /// Removes temp files a crash left behind in `dir` (names `.<name>.tmp`).

@@ -202,7 +202,11 @@ impl Aggregates {
     ) -> RunSummary {
         let mut trades = self.trades.clone();
         let decided = trades.wins + trades.losses + trades.draws;
-        trades.win_rate = if decided > 0 { trades.wins as f64 / decided as f64 } else { 0.0 };
+        trades.win_rate = if decided > 0 {
+            trades.wins as f64 / decided as f64
+        } else {
+            0.0
+        };
         trades.profit_abs_total = self.profit_total.value();
         trades.profit_ratio_mean = if self.ratio_count > 0 {
             self.ratio_sum.value() / self.ratio_count as f64
@@ -257,7 +261,13 @@ mod tests {
         assert_eq!((t.count, t.wins, t.losses, t.draws), (4, 1, 1, 1));
         assert!((t.win_rate - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(t.profit_abs_total, 0.5);
-        assert_eq!(t.by_pair["A"], Group { count: 2, profit_abs: 0.5 });
+        assert_eq!(
+            t.by_pair["A"],
+            Group {
+                count: 2,
+                profit_abs: 0.5
+            }
+        );
         assert_eq!(t.by_exit_reason["roi"].count, 3);
         assert!((t.profit_ratio_mean - 0.05 / 3.0).abs() < 1e-12);
     }
@@ -273,7 +283,10 @@ mod tests {
             });
         }
         let e = a.summary("r", RunStatus::Complete, BTreeMap::new(), 0, 0).rl_episodes;
-        assert_eq!((e.count, e.best_episode, e.total_reward_min, e.total_reward_max), (3, Some(2), Some(-1.0), Some(9.0)));
+        assert_eq!(
+            (e.count, e.best_episode, e.total_reward_min, e.total_reward_max),
+            (3, Some(2), Some(-1.0), Some(9.0))
+        );
         assert!((e.total_reward_mean - 10.0 / 3.0).abs() < 1e-12);
     }
 

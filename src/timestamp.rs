@@ -33,13 +33,22 @@ impl Timestamp {
         if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
             return Some(Timestamp(dt.timestamp_millis()));
         }
-        for fmt in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f%z"] {
+        for fmt in [
+            "%Y-%m-%d %H:%M:%S%.f%:z",
+            "%Y-%m-%d %H:%M:%S%.f%z",
+            "%Y-%m-%dT%H:%M:%S%.f%z",
+        ] {
             if let Ok(dt) = DateTime::parse_from_str(text, fmt) {
                 return Some(Timestamp(dt.timestamp_millis()));
             }
         }
         let naive = text.strip_suffix('Z').unwrap_or(text);
-        for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+        for fmt in [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M",
+            "%Y-%m-%d %H:%M",
+        ] {
             if let Ok(dt) = NaiveDateTime::parse_from_str(naive, fmt) {
                 return Some(Timestamp(dt.and_utc().timestamp_millis()));
             }

@@ -44,9 +44,7 @@ impl Value {
             Value::Bool(b) => b.to_string(),
             Value::Int(i) => i.to_string(),
             Value::Float(f) if f.is_nan() => "NaN".into(),
-            Value::Float(f) if f.is_infinite() => {
-                if *f > 0.0 { "Infinity" } else { "-Infinity" }.into()
-            }
+            Value::Float(f) if f.is_infinite() => if *f > 0.0 { "Infinity" } else { "-Infinity" }.into(),
             Value::Float(f) => serde_json::to_string(f).unwrap_or_else(|_| f.to_string()),
             Value::Str(s) => serde_json::to_string(s).unwrap_or_default(),
             Value::Timestamp(t) => format!("\"{}\"", t.to_rfc3339()),

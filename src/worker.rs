@@ -43,6 +43,9 @@ pub struct Rejected {
 }
 
 /// What a reader decoded from one stretch of input.
+// Records are moved by value on purpose: boxing would add an allocation per
+// record on the hot path, and batches are bounded (1024 items, 16 in flight).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Ingested {
     /// A decoded record.
@@ -60,6 +63,7 @@ pub struct Batch {
     pub items: Vec<Ingested>,
 }
 
+#[allow(clippy::large_enum_variant)] // see `Ingested`
 pub(crate) enum Msg {
     Record(Record),
     Batch(Batch),
@@ -97,7 +101,13 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub(crate) fn new(cfg: WorkerConfig, manifest: Manifest, agg: Aggregates, stats: Arc<Stats>, lock: RunLock) -> Self {
+    pub(crate) fn new(
+        cfg: WorkerConfig,
+        manifest: Manifest,
+        agg: Aggregates,
+        stats: Arc<Stats>,
+        lock: RunLock,
+    ) -> Self {
         let next_part = manifest
             .streams
             .iter()
@@ -130,11 +140,9 @@ impl Worker {
     /// Runs until a `Shutdown` message, or until every sender is gone (then
     /// the run ends as `complete`, as on drop).
     pub(crate) fn run(mut self, rx: Receiver<Msg>) {
-        let tick_every = self
-            .cfg
-            .policy
-            .every
-            .map_or(Duration::from_secs(1), |e| (e / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
+        let tick_every = self.cfg.policy.every.map_or(Duration::from_secs(1), |e| {
+            (e / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+        });
         let ticker = tick(tick_every);
         loop {
             select! {
@@ -154,9 +162,14 @@ impl Worker {
                 },
                 recv(ticker) -> _ => {}
             }
-            if let Some(trigger) = self.cfg.policy.should_checkpoint(&self.policy_state(), Instant::now()) {
-                let _ = self.checkpoint(trigger);
-            }
+            self.maybe_checkpoint();
+        }
+    }
+
+    fn maybe_checkpoint(&mut self) {
+        if let Some(trigger) = self.cfg.policy.should_checkpoint(&self.policy_state(), Instant::now()) {
+            // A failure is recorded in the manifest and retried with backoff.
+            let _ = self.checkpoint(trigger);
         }
     }
 
@@ -217,6 +230,9 @@ impl Worker {
                 if self.cfg.keep_candles {
                     self.store(c, default_source, now);
                 }
+                // Checked per candle, not per message: a batch of lines may
+                // hold many candles, and each N-th one ends a checkpoint.
+                self.maybe_checkpoint();
                 return;
             }
             Record::Trade(t) => self.agg.add_trade(t),
@@ -342,7 +358,10 @@ impl Worker {
                         entry.schema = buf
                             .schema()
                             .iter()
-                            .map(|(n, t)| SchemaField { name: n.clone(), ty: *t })
+                            .map(|(n, t)| SchemaField {
+                                name: n.clone(),
+                                ty: *t,
+                            })
                             .collect();
                         self.next_part.insert(name.clone(), number + 1);
                         buf.pop_published();
@@ -383,8 +402,13 @@ impl Worker {
 
     fn summary(&self, status: RunStatus) -> RunSummary {
         let rows = self.manifest.streams.iter().map(|(k, s)| (k.clone(), s.rows)).collect();
-        self.agg
-            .summary(&self.cfg.run_id, status, rows, self.manifest.candles, self.manifest.rejected)
+        self.agg.summary(
+            &self.cfg.run_id,
+            status,
+            rows,
+            self.manifest.candles,
+            self.manifest.rejected,
+        )
     }
 
     fn store_summary(&self, status: RunStatus) -> Result<RunSummary, Error> {

@@ -72,7 +72,10 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
     print!("{}", super::summary::render(&summary));
     let glob = run_dir.join("model_decisions").join("*.parquet");
     println!("\nRead it:");
-    println!("  python -c \"import polars as pl; print(pl.read_parquet('{}'))\"", glob.display());
+    println!(
+        "  python -c \"import polars as pl; print(pl.read_parquet('{}'))\"",
+        glob.display()
+    );
     println!(
         "  duckdb -c \"SELECT action_name, count(*), avg(reward) FROM read_parquet('{}', union_by_name=true) GROUP BY 1\"",
         glob.display()
@@ -118,7 +121,13 @@ impl Engine {
 
     fn state(&self) -> usize {
         let trend: f64 = self.last_returns.iter().sum();
-        let bucket = if trend > 0.002 { 2 } else if trend < -0.002 { 0 } else { 1 };
+        let bucket = if trend > 0.002 {
+            2
+        } else if trend < -0.002 {
+            0
+        } else {
+            1
+        };
         bucket * 2 + usize::from(self.entry.is_some())
     }
 
@@ -145,7 +154,9 @@ impl Engine {
             let action = if self.rng.f64() < epsilon {
                 self.rng.usize(0..3)
             } else {
-                (0..3).max_by(|&a, &b| self.q[s][a].total_cmp(&self.q[s][b])).unwrap_or(0)
+                (0..3)
+                    .max_by(|&a, &b| self.q[s][a].total_cmp(&self.q[s][b]))
+                    .unwrap_or(0)
             };
             let spread = self.q[s][1] - self.q[s][2];
             let confidence = 1.0 / (1.0 + (-spread * 100.0).exp());
@@ -167,12 +178,23 @@ impl Engine {
                     self.entry = Some((ts, self.price, self.price, self.price));
                     self.signal(ts, "model", "enter_long", spread, true, None)?;
                     let volatile = ret.abs() > 0.01;
-                    self.signal(ts, "risk", "enter_long", ret.abs(), !volatile, volatile.then_some("volatility"))?;
+                    self.signal(
+                        ts,
+                        "risk",
+                        "enter_long",
+                        ret.abs(),
+                        !volatile,
+                        volatile.then_some("volatility"),
+                    )?;
                 }
                 (2, Some((open_ts, open, lo, hi))) => {
                     reward -= FEE;
                     let profit_ratio = self.price / open - 1.0 - 2.0 * FEE;
-                    let exit_reason = if profit_ratio < -0.02 { "stop_loss" } else { "agent_exit" };
+                    let exit_reason = if profit_ratio < -0.02 {
+                        "stop_loss"
+                    } else {
+                        "agent_exit"
+                    };
                     self.signal(ts, "model", "exit_long", spread, true, None)?;
                     self.trade_id += 1;
                     ep_trades += 1;
@@ -251,7 +273,15 @@ impl Engine {
         Ok(())
     }
 
-    fn signal(&self, ts: Timestamp, stage: &str, signal: &str, value: f64, accepted: bool, reason: Option<&str>) -> Result<()> {
+    fn signal(
+        &self,
+        ts: Timestamp,
+        stage: &str,
+        signal: &str,
+        value: f64,
+        accepted: bool,
+        reason: Option<&str>,
+    ) -> Result<()> {
         self.send(Record::SignalPropagation(SignalPropagation {
             ts,
             pair: self.pair.into(),

@@ -115,7 +115,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     };
 
     let listener = match &args.listen {
-        Some(path) => Some(Listener::start(path, collector.handle(), opts, gate.clone(), events.clone())?),
+        Some(path) => Some(Listener::start(
+            path,
+            collector.handle(),
+            opts,
+            gate.clone(),
+            events.clone(),
+        )?),
         None => None,
     };
     let read_stdin = listener.is_none() || !std::io::stdin().is_terminal();
@@ -124,7 +130,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         std::thread::Builder::new().name("read-stdin".into()).spawn(move || {
             let (end, counts) = read_ndjson(std::io::stdin().lock(), "stdin", &handle, opts, &gate);
             tracing::debug!(?end, ?counts, "stdin ended");
-            let _ = events.send(Event::StdinDone { records: counts.records });
+            let _ = events.send(Event::StdinDone {
+                records: counts.records,
+            });
         })?;
     }
     let progress_on = args.progress || std::io::stderr().is_terminal();
@@ -235,7 +243,13 @@ struct Listener {
 }
 
 impl Listener {
-    fn start(path: &Path, handle: Handle, opts: ReaderOptions, gate: Arc<StopGate>, events: Sender<Event>) -> Result<Self> {
+    fn start(
+        path: &Path,
+        handle: Handle,
+        opts: ReaderOptions,
+        gate: Arc<StopGate>,
+        events: Sender<Event>,
+    ) -> Result<Self> {
         let listener = bind_replacing_stale(path)?;
         let stopping = Arc::new(AtomicBool::new(false));
         let active = Arc::new(AtomicUsize::new(0));
@@ -292,7 +306,10 @@ impl Listener {
 fn bind_replacing_stale(path: &Path) -> Result<UnixListener> {
     if path.exists() {
         match UnixStream::connect(path) {
-            Ok(_) => bail!("{} is the socket of a live collector; not taking it over", path.display()),
+            Ok(_) => bail!(
+                "{} is the socket of a live collector; not taking it over",
+                path.display()
+            ),
             Err(_) => {
                 tracing::warn!(path = %path.display(), "replacing a stale socket left by a dead collector");
                 std::fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))?;

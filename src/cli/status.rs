@@ -43,8 +43,16 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
     }
     let th = super::thousands;
     println!("run          {}  ({})", m.run_id, run_dir.display());
-    println!("status       {}{}", m.status, if live { " (collector alive)" } else { "" });
-    println!("records      {} accepted, {} published", th(m.records), th(m.published_seq));
+    println!(
+        "status       {}{}",
+        m.status,
+        if live { " (collector alive)" } else { "" }
+    );
+    println!(
+        "records      {} accepted, {} published",
+        th(m.records),
+        th(m.published_seq)
+    );
     println!("candles      {}", th(m.candles));
     match age {
         Some(a) => println!("checkpoints  {} (last {a:.1} s ago)", m.checkpoints),

@@ -30,7 +30,14 @@ pub fn render(s: &RunSummary) -> String {
     use std::fmt::Write;
     let th = super::thousands;
     let mut o = String::new();
-    let _ = writeln!(o, "run {}  status {}  candles {}  rejected {}", s.run_id, s.status, th(s.candles), th(s.rejected));
+    let _ = writeln!(
+        o,
+        "run {}  status {}  candles {}  rejected {}",
+        s.run_id,
+        s.status,
+        th(s.candles),
+        th(s.rejected)
+    );
     let _ = writeln!(o, "\n{:<24} {:>12}", "stream", "rows");
     for (k, n) in &s.rows {
         let _ = writeln!(o, "{:<24} {:>12}", k, th(*n));
@@ -40,7 +47,13 @@ pub fn render(s: &RunSummary) -> String {
         let _ = writeln!(
             o,
             "\ntrades {}  wins {}  losses {}  draws {}  win rate {:.2}%  profit_abs {:.8}  mean profit_ratio {:.6}",
-            t.count, t.wins, t.losses, t.draws, t.win_rate * 100.0, t.profit_abs_total, t.profit_ratio_mean
+            t.count,
+            t.wins,
+            t.losses,
+            t.draws,
+            t.win_rate * 100.0,
+            t.profit_abs_total,
+            t.profit_ratio_mean
         );
         let _ = writeln!(o, "{:<24} {:>8} {:>16}", "pair", "trades", "profit_abs");
         for (k, g) in &t.by_pair {
@@ -66,7 +79,12 @@ pub fn render(s: &RunSummary) -> String {
     let d = &s.model_decisions;
     if d.count > 0 {
         let actions: Vec<String> = d.by_action.iter().map(|(a, n)| format!("{a}: {}", th(*n))).collect();
-        let _ = writeln!(o, "\nmodel_decisions {}  by action  {}", th(d.count), actions.join("  "));
+        let _ = writeln!(
+            o,
+            "\nmodel_decisions {}  by action  {}",
+            th(d.count),
+            actions.join("  ")
+        );
     }
     o
 }
