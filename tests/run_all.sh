@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The project's one test command (README "Run the tests"; .ci/run calls it):
+# format, lints, every Rust test, then the Python reader tests in a venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+VENV="${RLCOLLECT_TEST_VENV:-$HOME/.cache/rlcollect-test-venv}"
+
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --all-targets
+
+echo "== python reader tests (venv: $VENV)"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check pytest pyarrow polars duckdb pandas
+RLCOLLECT_BIN="$CARGO_TARGET_DIR/debug/rlcollect" "$VENV/bin/python" -m pytest -q tests/python
