@@ -2,13 +2,16 @@
 //! [`Handle`] that producer threads clone.
 
 use crate::error::Error;
+use crate::fs::{FileSystem, RealFs};
 use crate::lock::RunLock;
 use crate::manifest::{Manifest, RunStatus, MANIFEST_FILE};
 use crate::policy::CheckpointPolicy;
 use crate::record::Record;
+use crate::recover::recover_locked;
 use crate::sink::{remove_temp_files, sync_dir, Format};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::summary::{Aggregates, RunSummary, SUMMARY_FILE};
+use crate::wal::{WalOptions, WalWriter};
 use crate::worker::{now_rfc3339, Batch, Msg, Worker, WorkerConfig};
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use std::path::{Path, PathBuf};
@@ -30,9 +33,35 @@ pub struct CollectorBuilder {
     keep_candles: bool,
     drop_timeout: Duration,
     source: String,
+    fs: Arc<dyn FileSystem>,
+    wal: Option<WalOptions>,
+    min_free_bytes: u64,
 }
 
 impl CollectorBuilder {
+    /// Durability mode `wal`: log every row to `RUN/wal/` before it counts as
+    /// received, fsyncing at least every `opts.fsync_every`, so that even a
+    /// SIGKILL loses at most that window. Off by default in-process (the
+    /// sidecar turns it on).
+    pub fn wal(mut self, opts: WalOptions) -> Self {
+        self.wal = Some(opts);
+        self
+    }
+
+    /// Refuse to start when the output filesystem has less than this many
+    /// bytes free, and warn at checkpoints below twice that. Default 0 (off).
+    pub fn min_free_bytes(mut self, bytes: u64) -> Self {
+        self.min_free_bytes = bytes;
+        self
+    }
+
+    /// The filesystem checkpoints write through (tests inject faults with
+    /// [`crate::fs::FaultyFs`]). Default: the real one.
+    pub fn filesystem(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.fs = fs;
+        self
+    }
+
     /// The run's id, i.e. its directory name under the output root. Default: the
     /// UTC start time, e.g. `20261122T101500Z`.
     pub fn run_id(mut self, id: impl Into<String>) -> Self {
@@ -109,12 +138,34 @@ impl CollectorBuilder {
         }
         let run_dir = self.out_dir.join(&run_id);
         std::fs::create_dir_all(&run_dir).map_err(Error::io(format!("create {}", run_dir.display())))?;
+        if self.min_free_bytes > 0 {
+            let free = self
+                .fs
+                .available_bytes(&run_dir)
+                .map_err(Error::io(format!("check free space of {}", run_dir.display())))?;
+            if free < self.min_free_bytes {
+                return Err(Error::LowDiskSpace {
+                    path: run_dir,
+                    available_mb: free >> 20,
+                    required_mb: self.min_free_bytes >> 20,
+                });
+            }
+        }
         let lock = RunLock::acquire(&run_dir, &run_id)?;
         remove_temp_files(&run_dir);
+        // A run left `running` with its lock free lost its collector: recover
+        // it (replay the log) before continuing it.
+        if Manifest::load(&run_dir).is_ok_and(|m| m.status == RunStatus::Running) {
+            recover_locked(&run_dir, self.fs.clone(), self.format)?;
+        }
         let (manifest, agg) = open_run(&run_dir, &run_id)?;
-        manifest.store(&run_dir)?;
-        sync_dir(&self.out_dir)?;
+        manifest.store(self.fs.as_ref(), &run_dir)?;
+        sync_dir(self.fs.as_ref(), &self.out_dir)?;
         point_latest(&self.out_dir, &run_id)?;
+        let wal = match self.wal {
+            Some(opts) => Some(WalWriter::open(&run_dir, manifest.records, opts)?),
+            None => None,
+        };
 
         let stats = Arc::new(Stats::default());
         let (tx, rx) = bounded(self.channel_capacity);
@@ -125,8 +176,11 @@ impl CollectorBuilder {
             policy: self.policy,
             keep_candles: self.keep_candles,
             default_source: self.source.into(),
+            fs: self.fs,
+            wal: self.wal,
+            min_free_bytes: self.min_free_bytes,
         };
-        let worker = Worker::new(cfg, manifest, agg, stats.clone(), lock);
+        let worker = Worker::new(cfg, manifest, agg, stats.clone(), wal, Some(lock));
         let thread = std::thread::Builder::new()
             .name("rlcollect-worker".into())
             .spawn(move || worker.run(rx))
@@ -287,6 +341,9 @@ impl Collector {
             keep_candles: false,
             drop_timeout: Duration::from_secs(30),
             source: "library".into(),
+            fs: Arc::new(RealFs),
+            wal: None,
+            min_free_bytes: 0,
         }
     }
 

@@ -100,6 +100,16 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// The output filesystem has less free space than required.
+    #[error("only {available_mb} MiB free for {path}; at least {required_mb} MiB are required (min free space)")]
+    LowDiskSpace {
+        /// The output folder.
+        path: PathBuf,
+        /// Free space now.
+        available_mb: u64,
+        /// The configured minimum.
+        required_mb: u64,
+    },
     /// The worker thread is gone (it panicked or was already shut down).
     #[error("the collector's worker thread has stopped")]
     WorkerGone,

@@ -36,17 +36,20 @@ mod buffer;
 mod collector;
 mod column;
 mod error;
+pub mod fs;
 pub mod ingest;
 mod json;
 mod lock;
 mod manifest;
 mod policy;
 mod record;
+mod recover;
 mod sink;
 mod stats;
 mod summary;
 mod timestamp;
 mod value;
+pub mod wal;
 mod worker;
 
 pub use buffer::META_COLUMNS;
@@ -56,6 +59,7 @@ pub use error::{DecodeError, Error};
 pub use lock::{RunLock, LOCK_FILE};
 pub use manifest::{FileEntry, Manifest, RunStatus, SchemaField, StreamEntry, MANIFEST_FILE};
 pub use policy::{CheckpointPolicy, PolicyState, Trigger};
+pub use recover::{recover, RecoveryReport};
 pub use record::{
     is_valid_user_stream, Candle, Control, CoreField, ModelDecision, Prediction, Record, RlEpisode, SignalPropagation,
     Trade, UserRecord,

@@ -24,6 +24,8 @@ struct Cli {
 enum Command {
     /// Collect NDJSON records from stdin (and a Unix socket with --listen) into a run directory.
     Run(cli::run::RunArgs),
+    /// Recover a run whose collector died: replay its write-ahead log into part files.
+    Recover(cli::recover::RecoverArgs),
     /// Show a run's state from its manifest.json.
     Status(cli::status::StatusArgs),
     /// Show a run's summary.json as a table.
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
     cli::init_logging();
     let result = match cli.command {
         Command::Run(args) => cli::run::run(args),
+        Command::Recover(args) => cli::recover::recover(args),
         Command::Status(args) => cli::status::status(args),
         Command::Summary(args) => cli::summary::summary(args),
         Command::Demo(args) => cli::demo::demo(args),

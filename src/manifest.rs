@@ -116,9 +116,9 @@ impl Manifest {
     }
 
     /// Replaces `manifest.json` in `run_dir` atomically.
-    pub(crate) fn store(&self, run_dir: &Path) -> Result<(), Error> {
+    pub(crate) fn store(&self, fs: &dyn crate::fs::FileSystem, run_dir: &Path) -> Result<(), Error> {
         let bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
-        publish_bytes(&run_dir.join(MANIFEST_FILE), &bytes).map(|_| ())
+        publish_bytes(fs, &run_dir.join(MANIFEST_FILE), &bytes).map(|_| ())
     }
 
     /// Rows published across all streams.

@@ -30,6 +30,8 @@ pub(crate) trait CoreType: Sized {
     /// for numeric fields; NaN in an integer or timestamp field is null.
     fn coerce(v: JsonValue<'_>, field: &str) -> Result<Option<Self>, DecodeError>;
     fn push(v: Option<&Self>, col: &mut Column);
+    /// Appends the value as JSON (what `coerce` reads back to the same value).
+    fn write_json(&self, out: &mut Vec<u8>);
 }
 
 fn wrong(v: &JsonValue<'_>, field: &str, expected: &'static str) -> DecodeError {
@@ -63,6 +65,9 @@ impl CoreType for String {
     }
     fn push(v: Option<&Self>, col: &mut Column) {
         col.push_str(v.map(String::as_str))
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        write_json_str(self, out)
     }
 }
 
@@ -98,6 +103,9 @@ impl CoreType for i64 {
     fn push(v: Option<&Self>, col: &mut Column) {
         col.push_i64(v.copied())
     }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.to_string().as_bytes())
+    }
 }
 
 impl CoreType for f64 {
@@ -118,6 +126,9 @@ impl CoreType for f64 {
     }
     fn push(v: Option<&Self>, col: &mut Column) {
         col.push_f64(v.copied())
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(Value::Float(*self).to_json_text().as_bytes())
     }
 }
 
@@ -140,6 +151,9 @@ impl CoreType for bool {
     }
     fn push(v: Option<&Self>, col: &mut Column) {
         col.push_bool(v.copied())
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(if *self { b"true" } else { b"false" })
     }
 }
 
@@ -166,6 +180,38 @@ impl CoreType for Timestamp {
     fn push(v: Option<&Self>, col: &mut Column) {
         col.push_ts(v.copied())
     }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.0.to_string().as_bytes())
+    }
+}
+
+fn write_json_str(s: &str, out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail")
+}
+
+/// Appends `"key":` (with a leading comma) to an object being written.
+fn write_key(key: &str, out: &mut Vec<u8>) {
+    out.push(b',');
+    write_json_str(key, out);
+    out.push(b':');
+}
+
+/// Appends the common tail of every record's JSON: source and extras, then `}`.
+fn write_tail(source: Option<&str>, extra: &Extras, out: &mut Vec<u8>) {
+    if let Some(src) = source {
+        write_key("source", out);
+        write_json_str(src, out);
+    }
+    for (k, v) in extra.iter() {
+        write_key(k, out);
+        match v {
+            // A timestamp extra is written as epoch ms, which reads back as a
+            // timestamp for `ts` (the only place decoding makes one).
+            Value::Timestamp(t) => out.extend_from_slice(t.0.to_string().as_bytes()),
+            other => out.extend_from_slice(other.to_json_text().as_bytes()),
+        }
+    }
+    out.push(b'}');
 }
 
 fn required<T>(v: Option<T>, field: &'static str) -> Result<T, DecodeError> {
@@ -196,6 +242,9 @@ pub(crate) trait Row {
     fn source(&self) -> Option<&str>;
     /// The extra fields.
     fn extra(&self) -> &Extras;
+    /// Appends the record as one NDJSON object (no newline) that
+    /// [`Record::from_json`] reads back to an equal record.
+    fn write_json(&self, out: &mut Vec<u8>);
 }
 
 /// Implemented by the structs of the core streams, for the shared decoder.
@@ -210,7 +259,7 @@ pub(crate) trait CoreRecord: Default + Row {
 macro_rules! core_stream {
     (
         $(#[$doc:meta])*
-        $name:ident => $stream:literal {
+        $name:ident => $stream:literal, wire $wire:literal {
             required { $($(#[$rdoc:meta])* $rf:ident : $rt:ty),* $(,)? }
             optional { $($(#[$odoc:meta])* $of:ident : $ot:ty),* $(,)? }
         }
@@ -246,6 +295,12 @@ macro_rules! core_stream {
             }
             fn source(&self) -> Option<&str> { self.source.as_deref() }
             fn extra(&self) -> &Extras { &self.extra }
+            fn write_json(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(concat!("{\"stream\":\"", $wire, "\"").as_bytes());
+                $(write_key(stringify!($rf), out); <$rt as CoreType>::write_json(&self.$rf, out);)*
+                $(if let Some(v) = &self.$of { write_key(stringify!($of), out); <$ot as CoreType>::write_json(v, out); })*
+                write_tail(self.source.as_deref(), &self.extra, out);
+            }
         }
 
         impl CoreRecord for $name {
@@ -266,7 +321,7 @@ macro_rules! core_stream {
 
 core_stream! {
     /// A closed trade (stream `trades`), with the fields of Freqtrade's backtest export.
-    Trade => "trades" {
+    Trade => "trades", wire "trades" {
         required {
             /// Trading pair, e.g. `BTC/USDT`.
             pair: String,
@@ -314,7 +369,7 @@ core_stream! {
 
 core_stream! {
     /// The end of one RL training episode (stream `rl_episodes`).
-    RlEpisode => "rl_episodes" {
+    RlEpisode => "rl_episodes", wire "rl_episodes" {
         required {
             /// Episode number.
             episode: i64,
@@ -342,7 +397,7 @@ core_stream! {
 
 core_stream! {
     /// One model prediction (stream `predictions`).
-    Prediction => "predictions" {
+    Prediction => "predictions", wire "predictions" {
         required {
             /// Candle time.
             ts: Timestamp,
@@ -366,7 +421,7 @@ core_stream! {
 
 core_stream! {
     /// One stage a signal passed or failed (stream `signal_propagation`).
-    SignalPropagation => "signal_propagation" {
+    SignalPropagation => "signal_propagation", wire "signal_propagation" {
         required {
             /// Candle time.
             ts: Timestamp,
@@ -390,7 +445,7 @@ core_stream! {
 
 core_stream! {
     /// One agent step (stream `model_decisions`).
-    ModelDecision => "model_decisions" {
+    ModelDecision => "model_decisions", wire "model_decisions" {
         required {
             /// Candle time.
             ts: Timestamp,
@@ -423,7 +478,7 @@ core_stream! {
 core_stream! {
     /// A candle tick (wire stream `candle`): advances the candle counter; stored in
     /// the `candles` stream only with `keep_candles`.
-    Candle => "candles" {
+    Candle => "candles", wire "candle" {
         required {}
         optional {
             /// Candle time.
@@ -468,6 +523,11 @@ impl Row for UserRecord {
     }
     fn extra(&self) -> &Extras {
         &self.extra
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"stream\":");
+        write_json_str(&self.stream, out);
+        write_tail(self.source.as_deref(), &self.extra, out);
     }
 }
 
@@ -751,6 +811,44 @@ mod tests {
             decode(r#"{"stream":5}"#),
             Err(DecodeError::InvalidStreamName(_))
         ));
+    }
+
+    fn round_trip(r: &Record) {
+        let mut out = Vec::new();
+        r.row().expect("a data record").write_json(&mut out);
+        assert_eq!(&Record::from_json(&out).unwrap(), r, "{}", String::from_utf8_lossy(&out));
+    }
+
+    #[test]
+    fn records_written_as_json_read_back_equal() {
+        round_trip(&Record::Trade(Trade {
+            pair: "A/\"B".into(),
+            trade_id: Some(-3),
+            is_short: Some(true),
+            open_date: Some(Timestamp(1)),
+            profit_abs: Some(f64::INFINITY),
+            exit_reason: Some("roi".into()),
+            source: Some("w1".into()),
+            extra: Extras::new()
+                .with("ts", Value::Timestamp(Timestamp(5)))
+                .with("n", Value::Null)
+                .with("j", Value::Json("[1,{\"a\":2}]".into()))
+                .with("f", Value::Float(0.1))
+                .with("s", Value::Str("x\ny".into())),
+            ..Trade::default()
+        }));
+        round_trip(&Record::User(UserRecord {
+            stream: "metrics".into(),
+            source: None,
+            extra: Extras::new().with("i", Value::Int(i64::MIN)).with("b", Value::Bool(false)),
+        }));
+        let Record::ModelDecision(d) = decode(r#"{"stream":"model_decisions","ts":1,"pair":"A","reward":NaN}"#).unwrap() else {
+            panic!()
+        };
+        let mut out = Vec::new();
+        d.write_json(&mut out);
+        let Record::ModelDecision(back) = Record::from_json(&out).unwrap() else { panic!() };
+        assert!(back.reward.unwrap().is_nan());
     }
 
     #[test]

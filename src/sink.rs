@@ -4,12 +4,13 @@
 
 use crate::buffer::{encode_error, SealedBatch};
 use crate::error::Error;
+use crate::fs::{FileSystem, WritableFile};
 use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -42,9 +43,8 @@ impl Format {
 }
 
 /// Fsyncs a directory so that renames and new entries in it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
+pub(crate) fn sync_dir(fs: &dyn FileSystem, dir: &Path) -> Result<(), Error> {
+    fs.sync_dir(dir)
         .map_err(Error::io(format!("fsync directory {}", dir.display())))
 }
 
@@ -53,44 +53,51 @@ fn temp_path(final_path: &Path) -> PathBuf {
     final_path.with_file_name(format!(".{name}.tmp"))
 }
 
+type Out = Box<dyn WritableFile>;
+
 /// Writes a file atomically: `write` fills the temp file, which is then fsynced
 /// and renamed to `path`; the folder is fsynced. On any error the temp file is
 /// removed and `path` is untouched. Returns the file's size.
-pub(crate) fn publish(path: &Path, write: impl FnOnce(File) -> Result<File, Error>) -> Result<u64, Error> {
+pub(crate) fn publish(fs: &dyn FileSystem, path: &Path, write: impl FnOnce(Out) -> Result<Out, Error>) -> Result<u64, Error> {
     let tmp = temp_path(path);
     let result = (|| {
-        let file = File::create(&tmp).map_err(Error::io(format!("create {}", tmp.display())))?;
-        let file = write(file)?;
+        let file = fs.create(&tmp).map_err(Error::io(format!("create {}", tmp.display())))?;
+        let mut file = write(file)?;
+        file.flush().map_err(Error::io(format!("write {}", tmp.display())))?;
         file.sync_all().map_err(Error::io(format!("fsync {}", tmp.display())))?;
-        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
         drop(file);
-        fs::rename(&tmp, path).map_err(Error::io(format!("rename {} to {}", tmp.display(), path.display())))?;
-        Ok(bytes)
+        fs.rename(&tmp, path)
+            .map_err(Error::io(format!("rename {} to {}", tmp.display(), path.display())))?;
+        Ok(())
     })();
     match result {
-        Ok(bytes) => {
-            sync_dir(path.parent().unwrap_or(Path::new(".")))?;
-            Ok(bytes)
+        Ok(()) => {
+            sync_dir(fs, path.parent().unwrap_or(Path::new(".")))?;
+            Ok(fs::metadata(path).map(|m| m.len()).unwrap_or(0))
         }
         Err(e) => {
-            let _ = fs::remove_file(&tmp);
+            let _ = fs.remove_file(&tmp);
             Err(e)
         }
     }
 }
 
 /// Replaces a small file (manifest, summary) atomically.
-pub(crate) fn publish_bytes(path: &Path, bytes: &[u8]) -> Result<u64, Error> {
-    publish(path, |mut f| {
-        f.write_all(bytes)
-            .map_err(Error::io(format!("write {}", path.display())))?;
+pub(crate) fn publish_bytes(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> Result<u64, Error> {
+    publish(fs, path, |mut f| {
+        f.write_all(bytes).map_err(Error::io(format!("write {}", path.display())))?;
         Ok(f)
     })
 }
 
 /// Writes one sealed batch as a zstd Parquet file whose footer records the
 /// batch's `_seq` range and run id.
-pub(crate) fn publish_parquet(path: &Path, part: &SealedBatch, run_id: &str) -> Result<u64, Error> {
+pub(crate) fn publish_parquet(
+    fs: &dyn FileSystem,
+    path: &Path,
+    part: &SealedBatch,
+    run_id: &str,
+) -> Result<u64, Error> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1 is valid")))
         .set_key_value_metadata(Some(vec![
@@ -99,7 +106,7 @@ pub(crate) fn publish_parquet(path: &Path, part: &SealedBatch, run_id: &str) -> 
             KeyValue::new(META_RUN_ID.into(), run_id.to_owned()),
         ]))
         .build();
-    publish(path, |file| {
+    publish(fs, path, |file| {
         let mut writer = ArrowWriter::try_new(
             BufWriter::with_capacity(1 << 20, file),
             part.batch.schema(),
@@ -115,9 +122,9 @@ pub(crate) fn publish_parquet(path: &Path, part: &SealedBatch, run_id: &str) -> 
 }
 
 /// Writes one sealed batch as CSV with a header (timestamps as RFC 3339).
-pub(crate) fn publish_csv(path: &Path, batch: &RecordBatch) -> Result<u64, Error> {
+pub(crate) fn publish_csv(fs: &dyn FileSystem, path: &Path, batch: &RecordBatch) -> Result<u64, Error> {
     let batch = &with_offset_timezone(batch).map_err(|e| encode_error(path, e))?;
-    publish(path, |file| {
+    publish(fs, path, |file| {
         let mut writer = arrow_csv::WriterBuilder::new()
             .with_header(true)
             .with_timestamp_tz_format("%Y-%m-%dT%H:%M:%S%.3f%:z".to_owned())
@@ -171,12 +178,29 @@ pub(crate) fn remove_temp_files(dir: &Path) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::{Fault, FaultyFs, RealFs};
+
+    #[test]
+    fn every_injected_fault_leaves_no_file_and_no_temp_and_short_writes_are_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        let fs = FaultyFs::new();
+        for fault in [Fault::DiskFull, Fault::SyncFails, Fault::RenameFails] {
+            fs.set(Some(fault));
+            let err = publish_bytes(&fs, &path, &[b'x'; 100_000]).unwrap_err();
+            assert!(matches!(err, Error::Io { .. }), "{fault:?}: {err}");
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{fault:?}");
+        }
+        fs.set(Some(Fault::ShortWrites));
+        publish_bytes(&fs, &path, b"complete despite short writes").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"complete despite short writes");
+    }
 
     #[test]
     fn failed_write_leaves_no_file_and_no_temp() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.json");
-        let err = publish(&path, |_| Err(Error::Config("boom".into()))).unwrap_err();
+        let err = publish(&RealFs, &path, |_| Err(Error::Config("boom".into()))).unwrap_err();
         assert!(err.to_string().contains("boom"));
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }
@@ -185,8 +209,8 @@ mod tests {
     fn publish_replaces_atomically() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.json");
-        publish_bytes(&path, b"one").unwrap();
-        publish_bytes(&path, b"two").unwrap();
+        publish_bytes(&RealFs, &path, b"one").unwrap();
+        publish_bytes(&RealFs, &path, b"two").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }

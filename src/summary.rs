@@ -102,6 +102,9 @@ pub struct RunSummary {
     pub candles: u64,
     /// Lines rejected.
     pub rejected: u64,
+    /// Data records these statistics cover (every `_seq` below this).
+    #[serde(default)]
+    pub records: u64,
     /// Trade statistics.
     pub trades: TradeStats,
     /// RL episode statistics.
@@ -228,6 +231,7 @@ impl Aggregates {
             rows,
             candles,
             rejected,
+            records: 0,
             trades,
             rl_episodes,
             model_decisions: self.decisions.clone(),

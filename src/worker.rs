@@ -9,6 +9,7 @@
 
 use crate::buffer::{RowMeta, StreamBuffer};
 use crate::error::Error;
+use crate::fs::FileSystem;
 use crate::lock::RunLock;
 use crate::manifest::{FileEntry, Manifest, RunStatus, SchemaField};
 use crate::policy::{retry_delay, CheckpointPolicy, PolicyState, Trigger};
@@ -17,9 +18,10 @@ use crate::sink::{publish_bytes, publish_csv, publish_parquet, sync_dir, Format}
 use crate::stats::Stats;
 use crate::summary::{Aggregates, RunSummary, SUMMARY_FILE};
 use crate::timestamp::Timestamp;
+use crate::wal::{WalEntry, WalOptions, WalWriter};
 use crossbeam_channel::{select, tick, Receiver, Sender};
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -82,6 +84,11 @@ pub(crate) struct WorkerConfig {
     pub policy: CheckpointPolicy,
     pub keep_candles: bool,
     pub default_source: Arc<str>,
+    pub fs: Arc<dyn FileSystem>,
+    /// Durability mode `wal` when set.
+    pub wal: Option<WalOptions>,
+    /// Warn when the output filesystem has less than twice this free.
+    pub min_free_bytes: u64,
 }
 
 pub(crate) struct Worker {
@@ -97,16 +104,23 @@ pub(crate) struct Worker {
     retry_not_before: Option<Instant>,
     rejected_out: Option<BufWriter<File>>,
     stats: Arc<Stats>,
-    _lock: RunLock,
+    wal: Option<WalWriter>,
+    wal_failing: bool,
+    json_buf: Vec<u8>,
+    low_space_warned: bool,
+    _lock: Option<RunLock>,
 }
 
 impl Worker {
+    /// A worker continuing `manifest`. With `lock: None` it is a recovery
+    /// worker whose caller holds the run's lock.
     pub(crate) fn new(
         cfg: WorkerConfig,
         manifest: Manifest,
         agg: Aggregates,
         stats: Arc<Stats>,
-        lock: RunLock,
+        wal: Option<WalWriter>,
+        lock: Option<RunLock>,
     ) -> Self {
         let next_part = manifest
             .streams
@@ -133,6 +147,10 @@ impl Worker {
             retry_not_before: None,
             rejected_out: None,
             stats,
+            wal,
+            wal_failing: false,
+            json_buf: Vec::with_capacity(512),
+            low_space_warned: false,
             _lock: lock,
         }
     }
@@ -140,9 +158,13 @@ impl Worker {
     /// Runs until a `Shutdown` message, or until every sender is gone (then
     /// the run ends as `complete`, as on drop).
     pub(crate) fn run(mut self, rx: Receiver<Msg>) {
-        let tick_every = self.cfg.policy.every.map_or(Duration::from_secs(1), |e| {
+        let mut tick_every = self.cfg.policy.every.map_or(Duration::from_secs(1), |e| {
             (e / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
         });
+        if let Some(wal) = &self.cfg.wal {
+            // The group commit must happen even when producers go quiet.
+            tick_every = tick_every.min(wal.fsync_every.max(Duration::from_millis(1)));
+        }
         let ticker = tick(tick_every);
         loop {
             select! {
@@ -162,11 +184,34 @@ impl Worker {
                 },
                 recv(ticker) -> _ => {}
             }
+            self.sync_wal_if_due();
             self.maybe_checkpoint();
         }
     }
 
-    fn maybe_checkpoint(&mut self) {
+    fn sync_wal_if_due(&mut self) {
+        if let Some(wal) = self.wal.as_mut() {
+            let result = wal.sync_if_due();
+            self.note_wal_result(result);
+        }
+    }
+
+    /// WAL failures are reported once per streak; the rows stay in memory and
+    /// are still published by the next checkpoint.
+    fn note_wal_result(&mut self, result: Result<(), Error>) {
+        match result {
+            Ok(()) => self.wal_failing = false,
+            Err(e) => {
+                if !self.wal_failing {
+                    tracing::error!("write-ahead log failed ({e}); rows stay in memory until the next checkpoint");
+                }
+                self.wal_failing = true;
+                self.manifest.last_error = Some(format!("{}: {e}", now_rfc3339()));
+            }
+        }
+    }
+
+    pub(crate) fn maybe_checkpoint(&mut self) {
         if let Some(trigger) = self.cfg.policy.should_checkpoint(&self.policy_state(), Instant::now()) {
             // A failure is recorded in the manifest and retried with backoff.
             let _ = self.checkpoint(trigger);
@@ -269,6 +314,39 @@ impl Worker {
         }
         self.manifest.records = self.next_seq;
         self.stats.records.store(self.next_seq, Relaxed);
+        if let Some(wal) = self.wal.as_mut() {
+            self.json_buf.clear();
+            row.write_json(&mut self.json_buf);
+            let result = wal.append(&WalEntry {
+                seq,
+                ingested_at: now,
+                source,
+                json: &self.json_buf,
+            });
+            self.note_wal_result(result);
+        }
+    }
+
+    /// Recovery: stores a row read back from the write-ahead log under its
+    /// original `_seq`, source and time. `in_summary` is false for rows the
+    /// previous summary already counted.
+    pub(crate) fn replay(&mut self, record: &Record, seq: u64, source: &str, at: Timestamp, in_summary: bool) {
+        if in_summary {
+            match record {
+                Record::Trade(t) => self.agg.add_trade(t),
+                Record::RlEpisode(e) => self.agg.add_episode(e),
+                Record::ModelDecision(d) => self.agg.add_decision(d),
+                _ => {}
+            }
+        }
+        let row: Option<&dyn Row> = match record {
+            Record::Candle(c) => Some(c),
+            other => other.row(),
+        };
+        if let Some(row) = row {
+            self.next_seq = seq;
+            self.store(row, source, at);
+        }
     }
 
     fn reject(&mut self, r: Rejected) {
@@ -312,10 +390,18 @@ impl Worker {
                 self.stats.checkpoints.fetch_add(1, Relaxed);
             }
             self.sync_rejected()?;
-            self.store_manifest()?;
+            // The summary goes first: it then always covers at least the rows
+            // the manifest lists, which recovery relies on.
             if published > 0 || trigger == Trigger::Final {
                 self.store_summary(self.manifest.status)?;
             }
+            self.store_manifest()?;
+            // Only now, with the manifest naming the parts fsynced, may the log
+            // of those rows go.
+            if let Some(wal) = self.wal.as_mut() {
+                wal.release_through(self.manifest.published_seq)?;
+            }
+            self.check_free_space();
             tracing::debug!(?trigger, rows = published, elapsed = ?started.elapsed(), "checkpoint");
             Ok(())
         });
@@ -336,6 +422,21 @@ impl Worker {
         }
         self.stats.rows_buffered.store(self.buffered_rows() as u64, Relaxed);
         result
+    }
+
+    fn check_free_space(&mut self) {
+        if self.cfg.min_free_bytes == 0 {
+            return;
+        }
+        let Ok(free) = self.cfg.fs.available_bytes(&self.cfg.run_dir) else { return };
+        let low = free < 2 * self.cfg.min_free_bytes;
+        if low && !self.low_space_warned {
+            tracing::warn!(
+                free_mb = free >> 20,
+                "the output filesystem is running out of space (under twice --min-free-mb)"
+            );
+        }
+        self.low_space_warned = low;
     }
 
     fn publish_all(&mut self) -> Result<u64, Error> {
@@ -397,7 +498,7 @@ impl Worker {
 
     fn store_manifest(&mut self) -> Result<(), Error> {
         self.manifest.updated_at = now_rfc3339();
-        self.manifest.store(&self.cfg.run_dir)
+        self.manifest.store(self.cfg.fs.as_ref(), &self.cfg.run_dir)
     }
 
     fn summary(&self, status: RunStatus) -> RunSummary {
@@ -414,19 +515,27 @@ impl Worker {
     fn store_summary(&self, status: RunStatus) -> Result<RunSummary, Error> {
         let summary = self.summary(status);
         let bytes = serde_json::to_vec_pretty(&summary).expect("summary serializes");
-        publish_bytes(&self.cfg.run_dir.join(SUMMARY_FILE), &bytes)?;
+        publish_bytes(self.cfg.fs.as_ref(), &self.cfg.run_dir.join(SUMMARY_FILE), &bytes)?;
         Ok(summary)
     }
 
     /// The final flush: every row published, then the status, summary and
     /// manifest. If it fails the status stays `running`, which marks the run
     /// for recovery.
-    fn finish(&mut self, status: RunStatus) -> Result<RunSummary, Error> {
+    pub(crate) fn finish(&mut self, status: RunStatus) -> Result<RunSummary, Error> {
         self.retry_not_before = None;
+        if let Some(wal) = self.wal.as_mut() {
+            let result = wal.sync();
+            self.note_wal_result(result);
+        }
         self.checkpoint(Trigger::Final)?;
         self.manifest.status = status;
         let summary = self.store_summary(status)?;
         self.store_manifest()?;
+        // Every row is published and the manifest says so: the log has done its job.
+        if let Some(wal) = self.wal.take() {
+            wal.remove_all()?;
+        }
         self.stats.rows_buffered.store(0, Relaxed);
         Ok(summary)
     }
@@ -439,9 +548,11 @@ fn publish_part(
     part: &crate::buffer::SealedBatch,
 ) -> Result<Vec<FileEntry>, Error> {
     let dir = cfg.run_dir.join(stream);
+    let fs = cfg.fs.as_ref();
     if !dir.is_dir() {
-        fs::create_dir_all(&dir).map_err(Error::io(format!("create {}", dir.display())))?;
-        sync_dir(&cfg.run_dir)?;
+        fs.create_dir_all(&dir)
+            .map_err(Error::io(format!("create {}", dir.display())))?;
+        sync_dir(fs, &cfg.run_dir)?;
     }
     let mut files = Vec::with_capacity(2);
     let entry = |ext: &str, bytes: u64| FileEntry {
@@ -454,17 +565,17 @@ fn publish_part(
     };
     if cfg.format.parquet() {
         let path = dir.join(format!("part-{number:06}.parquet"));
-        files.push(entry("parquet", publish_parquet(&path, part, &cfg.run_id)?));
+        files.push(entry("parquet", publish_parquet(fs, &path, part, &cfg.run_id)?));
     }
     if cfg.format.csv() {
         let path = dir.join(format!("part-{number:06}.csv"));
-        files.push(entry("csv", publish_csv(&path, &part.batch)?));
+        files.push(entry("csv", publish_csv(fs, &path, &part.batch)?));
     }
     Ok(files)
 }
 
 /// The part number in `stream/part-000042.parquet`.
-fn part_number(path: &str) -> Option<u32> {
+pub(crate) fn part_number(path: &str) -> Option<u32> {
     let name = path.rsplit('/').next()?;
     name.strip_prefix("part-")?.split('.').next()?.parse().ok()
 }

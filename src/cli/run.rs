@@ -30,6 +30,17 @@ pub enum FormatArg {
     Both,
 }
 
+/// How records are made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DurabilityArg {
+    /// Log every record to a CRC-checked write-ahead log (fsync every --fsync-ms)
+    /// before it counts as received: even SIGKILL loses at most that window.
+    Wal,
+    /// Records are safe once a checkpoint publishes them (faster; a SIGKILL
+    /// loses what was buffered since the last checkpoint).
+    Checkpoint,
+}
+
 /// Options of `rlcollect run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -63,6 +74,15 @@ pub struct RunArgs {
     /// Store candle records in the `candles` stream.
     #[arg(long)]
     keep_candles: bool,
+    /// Durability mode.
+    #[arg(long, value_enum, default_value = "wal")]
+    durability: DurabilityArg,
+    /// With --durability wal: fsync the log at least this often (the most a crash can lose).
+    #[arg(long, default_value_t = 200)]
+    fsync_ms: u64,
+    /// Refuse to start with less free space than this on the output filesystem; warn below twice it.
+    #[arg(long, default_value_t = 512)]
+    min_free_mb: u64,
     /// Print a progress line on stderr every 2 s (default: only when stderr is a terminal).
     #[arg(long)]
     progress: bool,
@@ -96,11 +116,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         .max_buffered_rows(args.max_buffered_rows)
         .format(format)
         .keep_candles(args.keep_candles)
+        .min_free_bytes(args.min_free_mb << 20)
         // Messages are batches of up to 1024 records: a small queue bounds memory.
         .channel_capacity(16)
         .source("stdin");
     if let Some(run) = &args.run {
         builder = builder.run_id(run);
+    }
+    if args.durability == DurabilityArg::Wal {
+        builder = builder.wal(rlcollect::wal::WalOptions {
+            fsync_every: Duration::from_millis(args.fsync_ms),
+            ..Default::default()
+        });
     }
     let collector = builder.build().context("cannot start the run")?;
     let run_dir = collector.run_dir().to_owned();

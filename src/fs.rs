@@ -1,0 +1,221 @@
+//! The filesystem seam: the file operations of a checkpoint go through
+//! [`FileSystem`], so tests can inject the failures a real disk produces
+//! (ENOSPC, failing fsync or rename, short writes) with [`FaultyFs`], as
+//! vector-buffers' disk buffer does.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A file being written.
+pub trait WritableFile: Write + Send {
+    /// Flushes the file's data and metadata to stable storage (fsync).
+    fn sync_all(&mut self) -> io::Result<()>;
+}
+
+/// The operations the collector performs on part and manifest files.
+pub trait FileSystem: Send + Sync + fmt::Debug {
+    /// Creates (or truncates) a file for writing.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Renames `from` to `to`, replacing `to` atomically.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Creates a folder and its parents.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Fsyncs a folder, making renames and new entries in it durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Bytes available to an unprivileged user on the filesystem holding `path`.
+    fn available_bytes(&self, path: &Path) -> io::Result<u64>;
+}
+
+/// The real filesystem.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealFs;
+
+impl WritableFile for File {
+    fn sync_all(&mut self) -> io::Result<()> {
+        File::sync_all(self)
+    }
+}
+
+impl FileSystem for RealFs {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        Ok(Box::new(File::create(path)?))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+    fn available_bytes(&self, path: &Path) -> io::Result<u64> {
+        available_bytes(path)
+    }
+}
+
+/// Free bytes for unprivileged users on the filesystem holding `path` (statvfs).
+pub fn available_bytes(path: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    // SAFETY: statvfs fills the zeroed struct we own; the path is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// A failure [`FaultyFs`] injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Every write fails with ENOSPC ("No space left on device").
+    DiskFull,
+    /// Every write writes at most 7 bytes (a short write, not an error).
+    ShortWrites,
+    /// Every fsync of a file fails with EIO.
+    SyncFails,
+    /// Every rename fails with EIO.
+    RenameFails,
+}
+
+/// A [`FileSystem`] over the real one that injects a [`Fault`] while it is set.
+#[derive(Debug, Default, Clone)]
+pub struct FaultyFs {
+    fault: Arc<Mutex<Option<Fault>>>,
+    injected: Arc<AtomicU64>,
+}
+
+impl FaultyFs {
+    /// A filesystem with no fault set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets (or with `None` clears) the fault.
+    pub fn set(&self, fault: Option<Fault>) {
+        *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = fault;
+    }
+
+    /// How many operations failed or were cut so far.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::SeqCst)
+    }
+
+    fn current(&self) -> Option<Fault> {
+        *self.fault.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn hit(&self, fault: Fault) -> bool {
+        let hit = self.current() == Some(fault);
+        if hit {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        hit
+    }
+}
+
+fn enospc() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOSPC)
+}
+
+fn eio() -> io::Error {
+    io::Error::from_raw_os_error(libc::EIO)
+}
+
+struct FaultyFile {
+    inner: File,
+    fs: FaultyFs,
+}
+
+impl Write for FaultyFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.fs.hit(Fault::DiskFull) {
+            return Err(enospc());
+        }
+        if self.fs.hit(Fault::ShortWrites) {
+            return self.inner.write(&buf[..buf.len().min(7)]);
+        }
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl WritableFile for FaultyFile {
+    fn sync_all(&mut self) -> io::Result<()> {
+        if self.fs.hit(Fault::SyncFails) {
+            return Err(eio());
+        }
+        self.inner.sync_all()
+    }
+}
+
+impl FileSystem for FaultyFs {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        Ok(Box::new(FaultyFile {
+            inner: File::create(path)?,
+            fs: self.clone(),
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        if self.hit(Fault::RenameFails) {
+            return Err(eio());
+        }
+        fs::rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        RealFs.sync_dir(dir)
+    }
+    fn available_bytes(&self, path: &Path) -> io::Result<u64> {
+        if self.current() == Some(Fault::DiskFull) {
+            return Ok(0);
+        }
+        available_bytes(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_apply_only_while_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultyFs::new();
+        let mut f = fs.create(&dir.path().join("a")).unwrap();
+        fs.set(Some(Fault::DiskFull));
+        let err = f.write_all(b"hello").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
+        fs.set(Some(Fault::ShortWrites));
+        assert_eq!(f.write(b"0123456789").unwrap(), 7);
+        fs.set(None);
+        f.write_all(b"!").unwrap();
+        f.sync_all().unwrap();
+        assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"0123456!");
+        assert!(fs.injected() >= 2);
+    }
+
+    #[test]
+    fn statvfs_reports_free_space() {
+        assert!(available_bytes(Path::new("/")).unwrap() > 0);
+        assert!(available_bytes(Path::new("/no/such/dir")).is_err());
+    }
+}
