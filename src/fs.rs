@@ -87,6 +87,9 @@ pub enum Fault {
     SyncFails,
     /// Every rename fails with EIO.
     RenameFails,
+    /// The next N operations succeed, then every one fails with EIO: the
+    /// disk "dies" at an exact point, for crash-at-any-point tests.
+    CrashAfter(u64),
 }
 
 /// A [`FileSystem`] over the real one that injects a [`Fault`] while it is set.
@@ -123,6 +126,30 @@ impl FaultyFs {
         }
         hit
     }
+
+    /// Counts one operation against `CrashAfter`; true once the disk is "dead".
+    fn crashed(&self) -> bool {
+        let mut fault = self.fault.lock().unwrap_or_else(|e| e.into_inner());
+        match *fault {
+            Some(Fault::CrashAfter(0)) => {
+                self.injected.fetch_add(1, Ordering::SeqCst);
+                true
+            }
+            Some(Fault::CrashAfter(n)) => {
+                *fault = Some(Fault::CrashAfter(n - 1));
+                false
+            }
+            _ => false,
+        }
+    }
+
+    fn check_crash(&self) -> io::Result<()> {
+        if self.crashed() {
+            Err(eio())
+        } else {
+            Ok(())
+        }
+    }
 }
 
 fn enospc() -> io::Error {
@@ -140,6 +167,7 @@ struct FaultyFile {
 
 impl Write for FaultyFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.fs.check_crash()?;
         if self.fs.hit(Fault::DiskFull) {
             return Err(enospc());
         }
@@ -155,6 +183,7 @@ impl Write for FaultyFile {
 
 impl WritableFile for FaultyFile {
     fn sync_all(&mut self) -> io::Result<()> {
+        self.fs.check_crash()?;
         if self.fs.hit(Fault::SyncFails) {
             return Err(eio());
         }
@@ -164,12 +193,14 @@ impl WritableFile for FaultyFile {
 
 impl FileSystem for FaultyFs {
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.check_crash()?;
         Ok(Box::new(FaultyFile {
             inner: File::create(path)?,
             fs: self.clone(),
         }))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.check_crash()?;
         if self.hit(Fault::RenameFails) {
             return Err(eio());
         }
@@ -182,6 +213,7 @@ impl FileSystem for FaultyFs {
         fs::create_dir_all(dir)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.check_crash()?;
         RealFs.sync_dir(dir)
     }
     fn available_bytes(&self, path: &Path) -> io::Result<u64> {

@@ -59,11 +59,11 @@ pub use error::{DecodeError, Error};
 pub use lock::{RunLock, LOCK_FILE};
 pub use manifest::{FileEntry, Manifest, RunStatus, SchemaField, StreamEntry, MANIFEST_FILE};
 pub use policy::{CheckpointPolicy, PolicyState, Trigger};
-pub use recover::{recover, RecoveryReport};
 pub use record::{
     is_valid_user_stream, Candle, Control, CoreField, ModelDecision, Prediction, Record, RlEpisode, SignalPropagation,
     Trade, UserRecord,
 };
+pub use recover::{recover, RecoveryReport};
 pub use sink::{Format, META_FIRST_SEQ, META_LAST_SEQ, META_RUN_ID};
 pub use stats::StatsSnapshot;
 pub use summary::{DecisionStats, EpisodeStats, Group, RunSummary, TradeStats, SUMMARY_FILE};

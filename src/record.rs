@@ -816,7 +816,12 @@ mod tests {
     fn round_trip(r: &Record) {
         let mut out = Vec::new();
         r.row().expect("a data record").write_json(&mut out);
-        assert_eq!(&Record::from_json(&out).unwrap(), r, "{}", String::from_utf8_lossy(&out));
+        assert_eq!(
+            &Record::from_json(&out).unwrap(),
+            r,
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
     }
 
     #[test]
@@ -840,14 +845,20 @@ mod tests {
         round_trip(&Record::User(UserRecord {
             stream: "metrics".into(),
             source: None,
-            extra: Extras::new().with("i", Value::Int(i64::MIN)).with("b", Value::Bool(false)),
+            extra: Extras::new()
+                .with("i", Value::Int(i64::MIN))
+                .with("b", Value::Bool(false)),
         }));
-        let Record::ModelDecision(d) = decode(r#"{"stream":"model_decisions","ts":1,"pair":"A","reward":NaN}"#).unwrap() else {
+        let Record::ModelDecision(d) =
+            decode(r#"{"stream":"model_decisions","ts":1,"pair":"A","reward":NaN}"#).unwrap()
+        else {
             panic!()
         };
         let mut out = Vec::new();
         d.write_json(&mut out);
-        let Record::ModelDecision(back) = Record::from_json(&out).unwrap() else { panic!() };
+        let Record::ModelDecision(back) = Record::from_json(&out).unwrap() else {
+            panic!()
+        };
         assert!(back.reward.unwrap().is_nan());
     }
 

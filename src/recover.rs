@@ -61,7 +61,10 @@ pub fn recover(run_dir: &Path) -> Result<RecoveryReport, Error> {
 /// The formats a run's parts were written in.
 fn infer_format(m: &Manifest) -> Format {
     let files = || m.streams.values().flat_map(|s| &s.files);
-    match (files().any(|f| f.format == "parquet"), files().any(|f| f.format == "csv")) {
+    match (
+        files().any(|f| f.format == "parquet"),
+        files().any(|f| f.format == "csv"),
+    ) {
         (true, true) => Format::Both,
         (false, true) => Format::Csv,
         _ => Format::Parquet,
@@ -166,7 +169,11 @@ pub(crate) fn recover_locked(run_dir: &Path, fs: Arc<dyn FileSystem>, format: Fo
     let _ = fs::remove_dir(&wal_dir);
     report.recovered = true;
     report.summary = Some(summary);
-    tracing::info!(replayed = report.replayed, corrupt = report.corrupt_records, "run recovered");
+    tracing::info!(
+        replayed = report.replayed,
+        corrupt = report.corrupt_records,
+        "run recovered"
+    );
     Ok(report)
 }
 
@@ -179,7 +186,9 @@ fn remove_leftovers(run_dir: &Path, manifest: &Manifest) -> usize {
         .map(|f| f.path.as_str())
         .collect();
     let mut removed = remove_temp_files(run_dir);
-    let Ok(entries) = fs::read_dir(run_dir) else { return removed };
+    let Ok(entries) = fs::read_dir(run_dir) else {
+        return removed;
+    };
     for dir in entries.flatten().filter(|e| e.path().is_dir()) {
         let stream = dir.file_name().to_string_lossy().into_owned();
         if stream == WAL_DIR {

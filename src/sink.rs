@@ -58,10 +58,16 @@ type Out = Box<dyn WritableFile>;
 /// Writes a file atomically: `write` fills the temp file, which is then fsynced
 /// and renamed to `path`; the folder is fsynced. On any error the temp file is
 /// removed and `path` is untouched. Returns the file's size.
-pub(crate) fn publish(fs: &dyn FileSystem, path: &Path, write: impl FnOnce(Out) -> Result<Out, Error>) -> Result<u64, Error> {
+pub(crate) fn publish(
+    fs: &dyn FileSystem,
+    path: &Path,
+    write: impl FnOnce(Out) -> Result<Out, Error>,
+) -> Result<u64, Error> {
     let tmp = temp_path(path);
     let result = (|| {
-        let file = fs.create(&tmp).map_err(Error::io(format!("create {}", tmp.display())))?;
+        let file = fs
+            .create(&tmp)
+            .map_err(Error::io(format!("create {}", tmp.display())))?;
         let mut file = write(file)?;
         file.flush().map_err(Error::io(format!("write {}", tmp.display())))?;
         file.sync_all().map_err(Error::io(format!("fsync {}", tmp.display())))?;
@@ -85,7 +91,8 @@ pub(crate) fn publish(fs: &dyn FileSystem, path: &Path, write: impl FnOnce(Out) 
 /// Replaces a small file (manifest, summary) atomically.
 pub(crate) fn publish_bytes(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> Result<u64, Error> {
     publish(fs, path, |mut f| {
-        f.write_all(bytes).map_err(Error::io(format!("write {}", path.display())))?;
+        f.write_all(bytes)
+            .map_err(Error::io(format!("write {}", path.display())))?;
         Ok(f)
     })
 }

@@ -226,7 +226,9 @@ impl WalWriter {
         entry.encode(&mut self.payload);
         self.frame.clear();
         encode_frame(&self.payload, &mut self.frame);
-        self.file.write_all(&self.frame).map_err(Error::io("append to the write-ahead log"))?;
+        self.file
+            .write_all(&self.frame)
+            .map_err(Error::io("append to the write-ahead log"))?;
         self.open_bytes += self.frame.len() as u64;
         self.dirty = true;
         Ok(())
@@ -333,9 +335,15 @@ mod tests {
                 // Whatever survives is byte-for-byte an original payload.
                 for (_, r) in &scan.frames {
                     let p = &b[r.clone()];
-                    assert!(p == b"first" || p == b"second frame" || p == b"third", "flip {byte}:{bit}");
+                    assert!(
+                        p == b"first" || p == b"second frame" || p == b"third",
+                        "flip {byte}:{bit}"
+                    );
                 }
-                assert!(scan.frames.len() < 3 || scan.corrupt > 0 || b == bytes, "flip {byte}:{bit} went unnoticed");
+                assert!(
+                    scan.frames.len() < 3 || scan.corrupt > 0 || b == bytes,
+                    "flip {byte}:{bit} went unnoticed"
+                );
             }
         }
     }
@@ -388,11 +396,18 @@ mod tests {
         let segs = list_segments(&wal);
         assert!(segs.len() >= 3, "{segs:?}");
         w.release_through(segs[1].0).unwrap();
-        assert_eq!(list_segments(&wal).len(), segs.len() - 1, "only the first segment is fully published");
+        assert_eq!(
+            list_segments(&wal).len(),
+            segs.len() - 1,
+            "only the first segment is fully published"
+        );
         w.release_through(5).unwrap();
         let left = list_segments(&wal);
         assert!(left[0].0 <= 5 && left.len() < segs.len());
-        let total: usize = left.iter().map(|(_, p)| scan_segment(&fs::read(p).unwrap()).frames.len()).sum();
+        let total: usize = left
+            .iter()
+            .map(|(_, p)| scan_segment(&fs::read(p).unwrap()).frames.len())
+            .sum();
         assert!(total >= 5, "rows from 5 on are still logged");
         w.remove_all().unwrap();
         assert!(!wal.exists());

@@ -428,7 +428,9 @@ impl Worker {
         if self.cfg.min_free_bytes == 0 {
             return;
         }
-        let Ok(free) = self.cfg.fs.available_bytes(&self.cfg.run_dir) else { return };
+        let Ok(free) = self.cfg.fs.available_bytes(&self.cfg.run_dir) else {
+            return;
+        };
         let low = free < 2 * self.cfg.min_free_bytes;
         if low && !self.low_space_warned {
             tracing::warn!(

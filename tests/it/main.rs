@@ -1,6 +1,7 @@
 //! Integration tests: real files, real readers, the real binary, real signals.
 //! One test binary (faster to build and link); each test uses its own temp dir.
 
+mod durability;
 mod freqtrade;
 mod library;
 mod sidecar;

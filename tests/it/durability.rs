@@ -1,0 +1,421 @@
+//! Durability: the write-ahead log, crash recovery, faults through the
+//! filesystem seam, real SIGKILLs, and a really full filesystem.
+
+use crate::*;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, UInt64Type};
+use proptest::prelude::*;
+use rlcollect::fs::{Fault, FaultyFs};
+use rlcollect::wal::{list_segments, WalOptions, WAL_DIR};
+use rlcollect::*;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn event(i: i64, k: i64) -> Record {
+    Record::User(UserRecord {
+        stream: "ev".into(),
+        source: None,
+        extra: Extras::new().with("i", Value::Int(i)).with("k", Value::Int(k)),
+    })
+}
+
+/// (_seq, i, k) of every stored `ev` row, sorted by `_seq`.
+fn stored_events(run_dir: &Path) -> Vec<(u64, i64, i64)> {
+    let m = manifest(run_dir);
+    let mut rows = Vec::new();
+    for f in m.streams.get("ev").map(|s| s.files.as_slice()).unwrap_or_default() {
+        for b in read_parquet(&run_dir.join(&f.path)) {
+            let seq = b.column_by_name("_seq").unwrap().as_primitive::<UInt64Type>().clone();
+            let i = b.column_by_name("i").unwrap().as_primitive::<Int64Type>().clone();
+            let k = b.column_by_name("k").unwrap().as_primitive::<Int64Type>().clone();
+            for r in 0..b.num_rows() {
+                rows.push((seq.value(r), i.value(r), k.value(r)));
+            }
+        }
+    }
+    rows.sort_unstable();
+    rows
+}
+
+fn wal_opts() -> WalOptions {
+    WalOptions {
+        fsync_every: Duration::from_millis(5),
+        segment_bytes: 4096,
+    }
+}
+
+#[test]
+fn enospc_during_a_checkpoint_keeps_the_rows_and_space_coming_back_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new();
+    let c = Collector::builder(dir.path())
+        .run_id("r")
+        .filesystem(Arc::new(fs.clone()))
+        .wal(wal_opts())
+        .build()
+        .unwrap();
+    for i in 0..100 {
+        c.send(event(i, 0)).unwrap();
+    }
+    fs.set(Some(Fault::DiskFull));
+    let err = c.checkpoint().unwrap_err();
+    assert!(err.to_string().contains("No space left"), "{err}");
+    assert_eq!(c.stats().rows_buffered, 100, "rows stay in memory");
+    let ev = dir.path().join("r/ev");
+    let leftovers: Vec<_> = std::fs::read_dir(&ev)
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "no half-published file: {leftovers:?}");
+    fs.set(None);
+    for i in 100..150 {
+        c.send(event(i, 0)).unwrap();
+    }
+    c.close().unwrap();
+    let rows = stored_events(&dir.path().join("r"));
+    assert_eq!(
+        rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        (0..150).collect::<Vec<_>>()
+    );
+    assert_gap_free(&stored_seqs(&dir.path().join("r"), None), 150);
+}
+
+#[test]
+fn a_final_flush_on_a_full_disk_fails_with_the_log_intact_and_recover_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new();
+    let c = Collector::builder(dir.path())
+        .run_id("r")
+        .filesystem(Arc::new(fs.clone()))
+        .wal(wal_opts())
+        .build()
+        .unwrap();
+    for i in 0..500 {
+        c.send(event(i, 0)).unwrap();
+    }
+    fs.set(Some(Fault::DiskFull));
+    assert!(c.close().is_err(), "the final flush cannot succeed on a full disk");
+    let run = dir.path().join("r");
+    assert_eq!(manifest(&run).status, RunStatus::Running, "left for recovery");
+    assert!(!list_segments(&run.join(WAL_DIR)).is_empty(), "the log is intact");
+    let report = recover(&run).unwrap();
+    assert_eq!(report.replayed, 500);
+    assert_eq!(manifest(&run).status, RunStatus::Recovered);
+    assert_gap_free(&stored_seqs(&run, None), 500);
+    // Recovering twice changes nothing.
+    let before = std::fs::read(run.join(MANIFEST_FILE)).unwrap();
+    let again = recover(&run).unwrap();
+    assert!(!again.recovered);
+    assert_eq!(std::fs::read(run.join(MANIFEST_FILE)).unwrap(), before);
+}
+
+#[test]
+fn low_free_space_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Collector::builder(dir.path())
+        .run_id("r")
+        .min_free_bytes(u64::MAX / 2)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::LowDiskSpace { .. }), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_rlcollect"))
+        .args(["run", "--min-free-mb", "999999999", "--out"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("MiB free"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One session of the model test: how many records, where to checkpoint,
+/// and how it ends.
+#[derive(Debug, Clone)]
+struct Session {
+    records: Vec<bool>, // true = force a checkpoint after this record
+    end: End,
+}
+
+#[derive(Debug, Clone)]
+enum End {
+    Close,
+    /// The disk dies after this many more filesystem operations; then the
+    /// collector is dropped (its final flush fails) and, if set, the log's
+    /// last segment is torn at this fraction of its length.
+    Crash {
+        after_ops: u64,
+        tear: Option<f64>,
+    },
+}
+
+fn session() -> impl Strategy<Value = Session> {
+    let end = prop_oneof![
+        1 => Just(End::Close),
+        3 => (0u64..40, proptest::option::of(0.0f64..1.0)).prop_map(|(after_ops, tear)| End::Crash { after_ops, tear }),
+    ];
+    (proptest::collection::vec(proptest::bool::weighted(0.05), 0..120), end)
+        .prop_map(|(records, end)| Session { records, end })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Random appends, checkpoints, crashes at any filesystem operation, torn
+    /// log tails and recoveries, against a model: the stored rows are always a
+    /// gap-free `_seq` prefix with the payloads sent, nothing published is ever
+    /// lost, nothing logged is lost unless its log was torn, and every file reads.
+    #[test]
+    fn crash_recover_model(sessions in proptest::collection::vec(session(), 1..5)) {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("r");
+        let fs = FaultyFs::new();
+        let mut model: Vec<i64> = Vec::new(); // `i` of each stored seq, in order
+        let mut next_i = 0i64;
+        for (k, s) in sessions.iter().enumerate() {
+            fs.set(None);
+            let c = Collector::builder(dir.path())
+                .run_id("r")
+                .filesystem(Arc::new(fs.clone()))
+                .wal(wal_opts())
+                .max_buffered_rows(37)
+                .drop_timeout(Duration::from_secs(20))
+                .build()
+                .unwrap();
+            // Whatever recovery kept is the model's truth from here on.
+            let kept = stored_events(&run);
+            prop_assert!(kept.len() <= model.len());
+            model.truncate(kept.len());
+            for (seq, (row, want)) in kept.iter().zip(&model).enumerate() {
+                prop_assert_eq!((row.0, row.1), (seq as u64, *want));
+            }
+            match s.end {
+                End::Close => {
+                    for cp in &s.records {
+                        c.send(event(next_i, k as i64)).unwrap();
+                        model.push(next_i);
+                        next_i += 1;
+                        if *cp { let _ = c.checkpoint(); }
+                    }
+                    c.close().unwrap();
+                }
+                End::Crash { after_ops, tear } => {
+                    fs.set(Some(Fault::CrashAfter(after_ops)));
+                    for cp in &s.records {
+                        c.send(event(next_i, k as i64)).unwrap();
+                        model.push(next_i);
+                        next_i += 1;
+                        if *cp { let _ = c.checkpoint(); }
+                    }
+                    drop(c); // final flush fails on the dead disk
+                    let published = manifest(&run).published_seq;
+                    if let Some(frac) = tear {
+                        if let Some((_, last)) = list_segments(&run.join(WAL_DIR)).pop() {
+                            let len = std::fs::metadata(&last).unwrap().len();
+                            let f = std::fs::OpenOptions::new().write(true).open(&last).unwrap();
+                            f.set_len((len as f64 * frac) as u64).unwrap();
+                        }
+                    }
+                    fs.set(None);
+                    let report = recover(&run).unwrap();
+                    let rows = stored_events(&run);
+                    prop_assert!(rows.len() as u64 >= published, "published rows are never lost");
+                    if tear.is_none() {
+                        prop_assert_eq!(rows.len(), model.len(), "every logged row is recovered: {:?}", report);
+                    }
+                }
+            }
+        }
+        let rows = stored_events(&run);
+        model.truncate(rows.len());
+        prop_assert_eq!(rows.iter().map(|r| r.1).collect::<Vec<_>>(), model);
+        assert_gap_free(&stored_seqs(&run, None), rows.len() as u64);
+    }
+}
+
+/// Feeds `rlcollect run` from a thread, recording (time, lines written).
+struct Feeder {
+    log: Arc<std::sync::Mutex<Vec<(Instant, u64)>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+fn feed(mut stdin: std::process::ChildStdin, k: u64) -> Feeder {
+    let log = Arc::new(std::sync::Mutex::new(vec![(Instant::now(), 0)]));
+    let l = log.clone();
+    let thread = std::thread::spawn(move || {
+        let mut i = 0u64;
+        loop {
+            let mut chunk = String::new();
+            for _ in 0..200 {
+                chunk.push_str(&format!("{{\"stream\":\"ev\",\"i\":{i},\"k\":{k}}}\n"));
+                i += 1;
+            }
+            if stdin.write_all(chunk.as_bytes()).and_then(|_| stdin.flush()).is_err() {
+                return; // the collector was killed
+            }
+            l.lock().unwrap().push((Instant::now(), i));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    Feeder { log, thread }
+}
+
+#[test]
+fn sigkill_at_random_moments_twenty_times_then_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("r");
+    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    let mut at_least_present = Vec::new(); // per iteration: lines written >= 1 s before the kill
+    for k in 0..20u64 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rlcollect"))
+            .args([
+                "run",
+                "--run",
+                "r",
+                "--fsync-ms",
+                "200",
+                "--every-candles",
+                "0",
+                "--every-secs",
+                "3600",
+                "--min-free-mb",
+                "0",
+                "--out",
+            ])
+            .arg(dir.path())
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let feeder = feed(child.stdin.take().unwrap(), k);
+        // Half the kills come early (during start-up or recovery), half later.
+        let wait = if k % 2 == 0 {
+            rng.u64(0..300)
+        } else {
+            rng.u64(1100..1800)
+        };
+        std::thread::sleep(Duration::from_millis(wait));
+        let killed_at = Instant::now();
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        feeder.thread.join().unwrap();
+        let log = feeder.log.lock().unwrap();
+        let safe = log
+            .iter()
+            .filter(|(t, _)| killed_at.duration_since(*t) >= Duration::from_secs(1))
+            .map(|(_, n)| *n)
+            .max()
+            .unwrap_or(0);
+        at_least_present.push(safe);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_rlcollect"))
+        .arg("recover")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m = manifest(&run);
+    assert_eq!(m.status, RunStatus::Recovered);
+    // Every file reads with the parquet crate (stored_events reads them all).
+    let rows = stored_events(&run);
+    assert_gap_free(&rows.iter().map(|r| r.0).collect::<Vec<_>>(), rows.len() as u64);
+    for k in 0..20i64 {
+        let is: Vec<i64> = rows.iter().filter(|r| r.2 == k).map(|r| r.1).collect();
+        assert_eq!(
+            is,
+            (0..is.len() as i64).collect::<Vec<_>>(),
+            "iteration {k}: an exact prefix of what was sent"
+        );
+        assert!(
+            is.len() as u64 >= at_least_present[k as usize],
+            "iteration {k}: {} stored, {} were written >= 1 s before the kill",
+            is.len(),
+            at_least_present[k as usize]
+        );
+    }
+    assert!(
+        rows.len() > 10_000,
+        "the loop must actually have sent data ({} rows)",
+        rows.len()
+    );
+}
+
+#[test]
+fn a_really_full_small_filesystem_keeps_every_row_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
+        .arg(&mnt)
+        .output();
+    match mounted {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            println!(
+                "SKIPPED: cannot mount a tmpfs here: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            return;
+        }
+        Err(e) => {
+            println!("SKIPPED: no mount command: {e}");
+            return;
+        }
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(&mnt);
+    // The log shares the small disk with the parts.
+    let c = Collector::builder(&mnt)
+        .run_id("r")
+        .wal(WalOptions {
+            fsync_every: Duration::ZERO,
+            segment_bytes: 1 << 20,
+        })
+        .build()
+        .unwrap();
+    for i in 0..2000 {
+        c.send(event(i, 0)).unwrap();
+    }
+    c.handle().checkpoint().unwrap();
+    // Fill the disk to the last byte.
+    let mut ballast = std::fs::File::create(mnt.join("ballast")).unwrap();
+    let chunk = vec![0u8; 4096];
+    while ballast.write_all(&chunk).is_ok() {}
+    while ballast.write_all(&chunk[..1]).is_ok() {}
+    let _ = ballast.sync_all();
+    assert_eq!(rlcollect::fs::available_bytes(&mnt).unwrap(), 0);
+    for i in 2000..2500 {
+        c.send(event(i, 0)).unwrap();
+    }
+    // The parts cannot be written: a clear error, no half file, rows kept.
+    let err = c.handle().checkpoint();
+    assert!(err.is_err(), "a checkpoint on a full disk must fail");
+    let leftovers: Vec<_> = std::fs::read_dir(mnt.join("r/ev"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(manifest(&mnt.join("r")).last_error.is_some() || c.stats().rows_buffered == 500);
+    // Space returns: nothing is lost.
+    drop(ballast);
+    std::fs::remove_file(mnt.join("ballast")).unwrap();
+    c.close().unwrap();
+    let rows = stored_events(&mnt.join("r"));
+    assert_eq!(
+        rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        (0..2500).collect::<Vec<_>>()
+    );
+}
