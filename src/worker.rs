@@ -294,10 +294,12 @@ impl Worker {
         let source = row.source().unwrap_or(default_source);
         let seq = self.next_seq;
         self.next_seq += 1;
-        let buf = self
-            .streams
-            .entry(row.stream_name().to_owned())
-            .or_insert_with(|| StreamBuffer::new(row.core_fields()));
+        let name = row.stream_name();
+        if !self.streams.contains_key(name) {
+            self.streams
+                .insert(name.to_owned(), StreamBuffer::new(row.core_fields()));
+        }
+        let buf = self.streams.get_mut(name).expect("inserted above");
         buf.append(
             row,
             RowMeta {

@@ -117,8 +117,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         .format(format)
         .keep_candles(args.keep_candles)
         .min_free_bytes(args.min_free_mb << 20)
-        // Messages are batches of up to 1024 records: a small queue bounds memory.
-        .channel_capacity(16)
+        // Messages are batches of up to 4096 records: a small queue bounds memory.
+        .channel_capacity(4)
         .source("stdin");
     if let Some(run) = &args.run {
         builder = builder.run_id(run);
