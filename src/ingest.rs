@@ -281,3 +281,56 @@ pub fn read_ndjson<R: Read + AsFd>(
         }
     }
 }
+
+/// Spool files that Python clients wrote while their sidecar was gone
+/// (`RUN/spool-<pid>.ndjson`), as (writer pid, path).
+pub fn spool_files(run_dir: &std::path::Path) -> Vec<(u32, std::path::PathBuf)> {
+    let Ok(rd) = std::fs::read_dir(run_dir) else {
+        return vec![];
+    };
+    let mut v: Vec<_> = rd
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix("spool-")?.strip_suffix(".ndjson")?.parse().ok()?;
+            Some((pid, e.path()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Ingests the run's spool files through `handle`, checkpoints so their rows
+/// are published, then removes them. A client holds an `flock` on its spool
+/// while it writes; a spool still locked is left for later. Returns the rows
+/// ingested.
+pub fn ingest_spools(
+    handle: &Handle,
+    run_dir: &std::path::Path,
+    opts: ReaderOptions,
+) -> Result<u64, crate::error::Error> {
+    let gate = StopGate::default();
+    let mut ingested = Vec::new();
+    let mut rows = 0;
+    for (pid, path) in spool_files(run_dir) {
+        let file = std::fs::File::open(&path).map_err(crate::error::Error::io(format!("open {}", path.display())))?;
+        if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
+            tracing::info!(spool = %path.display(), "client {pid} is still writing its spool: left for later");
+            continue;
+        }
+        let (end, counts) = read_ndjson(file, &format!("spool-{pid}"), handle, opts, &gate);
+        if end != ReadEnd::Eof {
+            return Err(crate::error::Error::WorkerGone);
+        }
+        tracing::info!(spool = %path.display(), records = counts.records, "ingested a client's spool");
+        rows += counts.records;
+        ingested.push(path);
+    }
+    if !ingested.is_empty() {
+        handle.checkpoint()?;
+        for path in ingested {
+            std::fs::remove_file(&path).map_err(crate::error::Error::io(format!("remove {}", path.display())))?;
+        }
+    }
+    Ok(rows)
+}

@@ -17,5 +17,6 @@ echo "== python reader tests (venv: $VENV)"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check pytest pyarrow polars duckdb pandas
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check pytest pyarrow polars duckdb pandas numpy gymnasium orjson
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./python
 RLCOLLECT_BIN="$CARGO_TARGET_DIR/debug/rlcollect" "$VENV/bin/python" -m pytest -q tests/python

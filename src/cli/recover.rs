@@ -33,5 +33,28 @@ pub fn recover(args: RecoverArgs) -> Result<ExitCode> {
             report.status_before
         );
     }
+    ingest_spools(&args.run_dir)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ingests the spool files clients wrote while the sidecar was gone, keeping
+/// the run's status `recovered`.
+fn ingest_spools(run_dir: &std::path::Path) -> Result<()> {
+    if rlcollect::ingest::spool_files(run_dir).is_empty() {
+        return Ok(());
+    }
+    let run_id = run_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("run directory has no name")?;
+    let out = run_dir.parent().unwrap_or(std::path::Path::new("."));
+    let collector = rlcollect::Collector::builder(out)
+        .run_id(run_id)
+        .source("spool")
+        .build()
+        .context("opening the run to ingest spool files")?;
+    let rows = rlcollect::ingest::ingest_spools(&collector.handle(), run_dir, Default::default())?;
+    collector.close_as(rlcollect::RunStatus::Recovered)?;
+    eprintln!("rlcollect: ingested {rows} spooled records into {}", run_dir.display());
+    Ok(())
 }

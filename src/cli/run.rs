@@ -133,6 +133,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let run_dir = collector.run_dir().to_owned();
     tracing::info!(run_dir = %run_dir.display(), "collecting");
 
+    // Records a client spooled while an earlier sidecar of this run was gone.
+    rlcollect::ingest::ingest_spools(&collector.handle(), &run_dir, ReaderOptions::default())
+        .context("ingesting spool files")?;
+
     let (events, incoming) = unbounded();
     install_signal_handler(events.clone())?;
     let gate = StopGate::new();

@@ -1,0 +1,14 @@
+"""rlcollect: a pure-Python client for the rlcollect sidecar, Freqtrade/FreqAI
+hooks, and notebook loaders.
+
+    from rlcollect import Collector, load
+    with Collector("analysis_data", run="my-run") as c:
+        c.trade(pair="BTC/USDT", profit_abs=1.2)
+    frames = load("analysis_data/my-run")   # {stream: polars.LazyFrame}
+"""
+
+from .client import Collector, encode, find_binary
+from .loaders import load, load_pandas, runs
+
+__all__ = ["Collector", "encode", "find_binary", "load", "load_pandas", "runs"]
+__version__ = "0.1.0"

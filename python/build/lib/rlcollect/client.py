@@ -1,0 +1,341 @@
+"""The client: a cheap, thread-safe way for a Python process to hand records to
+an ``rlcollect`` sidecar.
+
+Records are encoded at once (orjson when installed, the stdlib otherwise) and
+buffered; a background thread writes the buffer every ``flush_secs`` (and
+whenever it passes 64 KiB), so a call costs microseconds. The client never
+raises into the strategy because the sidecar died or the pipe broke: it logs
+once and spools every further record to ``RUN/spool-<pid>.ndjson``, which
+``rlcollect run`` (resuming the run) and ``rlcollect recover`` ingest.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import shutil
+import socket as _socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+try:  # the fastest encoder available
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised when orjson is absent
+    _orjson = None
+
+log = logging.getLogger("rlcollect")
+
+_FLUSH_BYTES = 64 * 1024
+_PLAIN = (str, int, bool, type(None))
+
+
+def _convert(v: Any) -> Any:
+    """Turns numpy/pandas/datetime values into what the wire format expects."""
+    if isinstance(v, float):
+        return v  # NaN and ±inf are handled by the encoder choice
+    if isinstance(v, _dt.datetime):
+        if v.tzinfo is None:
+            return v.isoformat()  # naive = UTC on the collector's side
+        return v.astimezone(_dt.timezone.utc).isoformat()
+    if isinstance(v, _dt.date):
+        return v.isoformat()
+    item = getattr(v, "item", None)  # numpy scalars, 0-d arrays
+    if item is not None and getattr(v, "ndim", 0) == 0:
+        try:
+            return _convert(item())
+        except (TypeError, ValueError):
+            pass
+    if type(v).__name__ in ("NaTType", "NAType"):
+        return None
+    iso = getattr(v, "isoformat", None)  # pandas Timestamp is a datetime; others
+    if iso is not None:
+        return iso()
+    tolist = getattr(v, "tolist", None)  # numpy arrays, pandas Series
+    if tolist is not None:
+        return tolist()
+    if isinstance(v, dict):
+        return {str(k): _convert(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_convert(x) for x in v]
+    return str(v)
+
+
+def _default(v: Any) -> Any:
+    out = _convert(v)
+    if out is v:
+        raise TypeError(f"cannot encode {type(v).__name__}")
+    return out
+
+
+def encode(record: Dict[str, Any]) -> bytes:
+    """One NDJSON line (with ``\\n``). NaN/±inf become Python's ``NaN``/``Infinity``
+    tokens, which the collector stores as IEEE values (orjson would write null)."""
+    has_nonfinite = False
+    for k, v in record.items():
+        t = type(v)
+        if t in _PLAIN:
+            continue
+        if t is float:
+            if v != v or v in (math.inf, -math.inf):
+                has_nonfinite = True
+            continue
+        v = _convert(v)
+        record[k] = v
+        if isinstance(v, float) and not math.isfinite(v):
+            has_nonfinite = True
+    if _orjson is not None and not has_nonfinite:
+        try:
+            return _orjson.dumps(record, default=_default) + b"\n"
+        except TypeError:
+            pass  # e.g. a nested NaN inside a list: the stdlib handles it
+    return (json.dumps(record, default=_default, separators=(",", ":")) + "\n").encode()
+
+
+def find_binary() -> str:
+    """The ``rlcollect`` executable: ``RLCOLLECT_BIN``, then ``PATH``."""
+    env = os.environ.get("RLCOLLECT_BIN")
+    if env:
+        if os.access(env, os.X_OK):
+            return env
+        raise FileNotFoundError(f"RLCOLLECT_BIN={env!r} is not an executable file")
+    found = shutil.which("rlcollect")
+    if found:
+        return found
+    raise FileNotFoundError(
+        "the rlcollect binary was not found. Build it with `cargo build --release` in the rlcollect "
+        "repository, then set RLCOLLECT_BIN=/path/to/rlcollect/target/release/rlcollect or put it on PATH."
+    )
+
+
+def default_run_id() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+class Collector:
+    """Sends records to an ``rlcollect`` sidecar.
+
+    With no ``socket`` it starts ``rlcollect run`` as a child process and writes
+    to its stdin. With ``socket=PATH`` it connects to a running sidecar
+    (``rlcollect run --listen PATH``) and names itself with ``source``.
+    """
+
+    def __init__(
+        self,
+        out: str = "analysis_data",
+        run: Optional[str] = None,
+        *,
+        socket: Optional[str] = None,
+        source: Optional[str] = None,
+        every_candles: int = 1000,
+        every_secs: float = 60,
+        fmt: str = "parquet",
+        flush_secs: float = 0.2,
+        extra_args: tuple = (),
+    ) -> None:
+        self.out = Path(out)
+        self.run = run or os.environ.get("RLCOLLECT_RUN") or default_run_id()
+        self.run_dir = self.out / self.run
+        self.source = source or f"{Path(sys.argv[0] or 'python').name}-{os.getpid()}"
+        self._lock = threading.Lock()
+        self._buf = bytearray()
+        self._closed = False
+        self._dead = False
+        self._spool = None
+        self._proc: Optional[subprocess.Popen] = None
+        self._sock = None
+        self._pid: Optional[int] = None
+        if socket is None:
+            cmd = [find_binary(), "run", "--out", str(self.out), "--run", self.run,
+                   "--every-candles", str(every_candles), "--every-secs", str(every_secs), "--format", fmt,
+                   *extra_args]
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+            self._pid = self._proc.pid
+            self._out = self._proc.stdin
+        else:
+            self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            self._sock.connect(socket)
+            self._out = self._sock.makefile("wb", buffering=0)
+            self._pid = _peer_pid(self._sock)
+        self._write_now(encode({"stream": "control", "op": "hello", "source": self.source}))
+        self._flusher = threading.Thread(target=self._flush_loop, args=(flush_secs,), name="rlcollect-flush",
+                                         daemon=True)
+        self._flusher.start()
+        atexit.register(self.close)
+
+    # -- records -------------------------------------------------------------
+
+    def send(self, stream: str, **fields: Any) -> None:
+        """Sends one record of ``stream`` (a core stream or your own name)."""
+        fields["stream"] = stream
+        try:
+            line = encode(fields)
+        except Exception as e:  # never raise into the strategy
+            log.warning("rlcollect: dropped a record of %s that cannot be encoded: %s", stream, e)
+            return
+        with self._lock:
+            if self._closed:
+                return
+            self._buf += line
+            if len(self._buf) >= _FLUSH_BYTES:
+                self._flush_locked()
+
+    def trade(self, **fields: Any) -> None:
+        """A closed trade (``pair`` required)."""
+        self.send("trades", **fields)
+
+    def episode(self, **fields: Any) -> None:
+        """The end of an RL episode (``episode`` required)."""
+        self.send("rl_episodes", **fields)
+
+    def prediction(self, **fields: Any) -> None:
+        """A model prediction (``ts`` and ``pair`` required)."""
+        self.send("predictions", **fields)
+
+    def signal(self, **fields: Any) -> None:
+        """A signal propagation step (``ts`` and ``pair`` required)."""
+        self.send("signal_propagation", **fields)
+
+    def decision(self, **fields: Any) -> None:
+        """An agent step (``ts`` and ``pair`` required)."""
+        self.send("model_decisions", **fields)
+
+    def candle(self, **fields: Any) -> None:
+        """A candle tick: advances the collector's checkpoint counter."""
+        self.send("candle", **fields)
+
+    def checkpoint(self) -> None:
+        """Asks the sidecar to checkpoint now (sends what is buffered first)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._buf += b'{"stream":"control","op":"checkpoint"}\n'
+            self._flush_locked()
+
+    # -- lifetime ------------------------------------------------------------
+
+    @property
+    def pid(self) -> Optional[int]:
+        """The sidecar's process id."""
+        return self._pid
+
+    @property
+    def spooling(self) -> bool:
+        """True once the sidecar was lost and records go to the spool file."""
+        return self._dead
+
+    def close(self, timeout: float = 120.0) -> Optional[dict]:
+        """Sends what is left and ends this producer. A sidecar this client
+        started does its final flush; returns the run's summary when available."""
+        with self._lock:
+            if self._closed:
+                return None
+            self._flush_locked()
+            self._closed = True
+            try:
+                if not self._dead:
+                    self._out.close()
+            except OSError:
+                pass
+            if self._sock is not None:
+                try:
+                    self._sock.close()
+                except OSError:
+                    pass
+            if self._spool is not None:
+                self._spool.flush()
+                os.fsync(self._spool.fileno())
+                self._spool.close()
+        try:
+            atexit.unregister(self.close)
+        except Exception:
+            pass
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                log.error("rlcollect: the sidecar (pid %s) did not finish within %s s", self._pid, timeout)
+                return None
+        summary = self.run_dir / "summary.json"
+        try:
+            return json.loads(summary.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def __enter__(self) -> "Collector":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- internals -------------------------------------------------------------
+
+    def _flush_loop(self, every: float) -> None:
+        while True:
+            time.sleep(every)
+            with self._lock:
+                if self._closed:
+                    return
+                self._flush_locked()
+
+    def _write_now(self, data: bytes) -> None:
+        with self._lock:
+            self._buf += data
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if not self._buf:
+            return
+        data = bytes(self._buf)
+        self._buf.clear()
+        if not self._dead:
+            try:
+                self._out.write(data)
+                self._out.flush()
+                return
+            except (BrokenPipeError, ConnectionError, OSError, ValueError) as e:
+                self._dead = True
+                log.error(
+                    "rlcollect: the sidecar (pid %s) is gone (%s); spooling records to %s",
+                    self._pid, e, self._spool_path(),
+                )
+        self._to_spool(data)
+
+    def _spool_path(self) -> Path:
+        return self.run_dir / f"spool-{os.getpid()}.ndjson"
+
+    def _to_spool(self, data: bytes) -> None:
+        try:
+            if self._spool is None:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                self._spool = open(self._spool_path(), "ab")
+                try:  # held while we write: `rlcollect` ingests only unlocked spools
+                    import fcntl
+
+                    fcntl.flock(self._spool.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except (ImportError, OSError):
+                    pass
+                # Name the producer for the records ingested from the spool.
+                self._spool.write(encode({"stream": "control", "op": "hello", "source": self.source}))
+            self._spool.write(data)
+            self._spool.flush()
+        except OSError as e:  # pragma: no cover - a full disk under the strategy
+            log.error("rlcollect: cannot spool records (%s); they are lost", e)
+
+
+def _peer_pid(sock) -> Optional[int]:
+    """The pid of the process at the other end of a Unix socket (Linux)."""
+    try:
+        import struct
+
+        creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, struct.calcsize("3i"))
+        return struct.unpack("3i", creds)[0]
+    except (AttributeError, OSError):
+        return None

@@ -1,0 +1,97 @@
+"""Notebook loaders: a run's streams as polars LazyFrames or pandas DataFrames.
+
+Files come from ``manifest.json``, so only complete, published parts are read.
+Parts of one stream can differ in schema (a new field starts a new part); each
+part is cast to the stream's widest schema from the manifest and the parts are
+unioned by column name.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Union
+
+PathLike = Union[str, Path]
+
+_POLARS_TYPES = {
+    "bool": "Boolean",
+    "int64": "Int64",
+    "uint64": "UInt64",
+    "float64": "Float64",
+    "string": "String",
+}
+
+
+def _manifest(run_dir: Path) -> dict:
+    path = run_dir / "manifest.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{run_dir} is not an rlcollect run (no manifest.json)") from None
+
+
+def _dtype(pl, name: str):
+    if name == "timestamp":
+        return pl.Datetime("ms", "UTC")
+    if name == "null":
+        return pl.Null
+    return getattr(pl, _POLARS_TYPES[name])
+
+
+def load(run_dir: PathLike = "analysis_data/latest") -> Dict[str, "polars.LazyFrame"]:  # noqa: F821
+    """``{stream: polars.LazyFrame}`` for every stream of the run."""
+    import polars as pl
+
+    run_dir = Path(run_dir)
+    m = _manifest(run_dir)
+    frames = {}
+    for stream, entry in m["streams"].items():
+        target = {f["name"]: f["type"] for f in entry["schema"]}
+        parquet = [f for f in entry["files"] if f["format"] == "parquet"]
+        parts = []
+        if parquet:
+            scans = [pl.scan_parquet(run_dir / f["path"]) for f in parquet]
+        else:
+            scans = [pl.scan_csv(run_dir / f["path"], infer_schema_length=None) for f in entry["files"]]
+        for scan in scans:
+            have = scan.collect_schema()
+            casts = [
+                pl.col(c).cast(_dtype(pl, t))
+                for c, t in target.items()
+                if c in have and t != "null" and have[c] != _dtype(pl, t)
+            ]
+            parts.append(scan.with_columns(casts) if casts else scan)
+        if parts:
+            frames[stream] = pl.concat(parts, how="diagonal_relaxed")
+    return frames
+
+
+def load_pandas(run_dir: PathLike = "analysis_data/latest") -> Dict[str, "pandas.DataFrame"]:  # noqa: F821
+    """``{stream: pandas.DataFrame}`` for every stream of the run."""
+    return {stream: lf.collect().to_pandas() for stream, lf in load(run_dir).items()}
+
+
+def runs(out: PathLike = "analysis_data") -> List[dict]:
+    """The runs under ``out``, oldest first: run id, status, rows per stream, rejected lines."""
+    result = []
+    for manifest in sorted(Path(out).glob("*/manifest.json")):
+        if manifest.parent.is_symlink():
+            continue  # `latest` points at a run listed under its own name
+        try:
+            m = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            continue
+        rows = {s: e["rows"] for s, e in m["streams"].items()}
+        result.append({
+            "run_id": m["run_id"],
+            "path": str(manifest.parent),
+            "status": m["status"],
+            "started_at": m["started_at"],
+            "updated_at": m["updated_at"],
+            "rows": rows,
+            "total_rows": sum(rows.values()),
+            "rejected": m["rejected"],
+        })
+    result.sort(key=lambda r: r["started_at"])
+    return result
