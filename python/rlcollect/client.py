@@ -69,34 +69,38 @@ def _convert(v: Any) -> Any:
 
 
 def _default(v: Any) -> Any:
+    if isinstance(v, float):
+        return float(v)  # float subclasses (numpy.float64)
     out = _convert(v)
     if out is v:
         raise TypeError(f"cannot encode {type(v).__name__}")
     return out
 
 
-def encode(record: Dict[str, Any]) -> bytes:
-    """One NDJSON line (with ``\\n``). NaN/±inf become Python's ``NaN``/``Infinity``
-    tokens, which the collector stores as IEEE values (orjson would write null)."""
-    has_nonfinite = False
-    for k, v in record.items():
-        t = type(v)
-        if t in _PLAIN:
-            continue
-        if t is float:
-            if v != v or v in (math.inf, -math.inf):
-                has_nonfinite = True
-            continue
-        v = _convert(v)
-        record[k] = v
-        if isinstance(v, float) and not math.isfinite(v):
-            has_nonfinite = True
-    if _orjson is not None and not has_nonfinite:
-        try:
-            return _orjson.dumps(record, default=_default) + b"\n"
-        except TypeError:
-            pass  # e.g. a nested NaN inside a list: the stdlib handles it
+if _orjson is not None:
+    _ORJSON_OPTS = _orjson.OPT_SERIALIZE_NUMPY | _orjson.OPT_APPEND_NEWLINE | _orjson.OPT_NON_STR_KEYS
+
+
+def _encode_exact(record: Dict[str, Any]) -> bytes:
+    """The stdlib path: writes NaN/±inf as Python's ``NaN``/``Infinity`` tokens,
+    which the collector stores as IEEE values."""
     return (json.dumps(record, default=_default, separators=(",", ":")) + "\n").encode()
+
+
+def encode(record: Dict[str, Any]) -> bytes:
+    """One NDJSON line (with ``\\n``). NaN/±inf become ``NaN``/``Infinity`` tokens.
+
+    Fast path: orjson (numpy and datetimes natively). orjson writes NaN as
+    ``null``, so any output holding ``null`` is encoded again exactly by the
+    stdlib: records with None or NaN pay a little more, none is ever wrong."""
+    if _orjson is not None:
+        try:
+            out = _orjson.dumps(record, default=_default, option=_ORJSON_OPTS)
+        except TypeError:
+            out = None
+        if out is not None and b"null" not in out:
+            return out
+    return _encode_exact(record)
 
 
 def find_binary() -> str:
@@ -175,6 +179,10 @@ class Collector:
     def send(self, stream: str, **fields: Any) -> None:
         """Sends one record of ``stream`` (a core stream or your own name)."""
         fields["stream"] = stream
+        self._push(fields)
+
+    def _push(self, fields: Dict[str, Any]) -> None:
+        stream = fields["stream"]
         try:
             line = encode(fields)
         except Exception as e:  # never raise into the strategy
@@ -189,27 +197,33 @@ class Collector:
 
     def trade(self, **fields: Any) -> None:
         """A closed trade (``pair`` required)."""
-        self.send("trades", **fields)
+        fields["stream"] = "trades"
+        self._push(fields)
 
     def episode(self, **fields: Any) -> None:
         """The end of an RL episode (``episode`` required)."""
-        self.send("rl_episodes", **fields)
+        fields["stream"] = "rl_episodes"
+        self._push(fields)
 
     def prediction(self, **fields: Any) -> None:
         """A model prediction (``ts`` and ``pair`` required)."""
-        self.send("predictions", **fields)
+        fields["stream"] = "predictions"
+        self._push(fields)
 
     def signal(self, **fields: Any) -> None:
         """A signal propagation step (``ts`` and ``pair`` required)."""
-        self.send("signal_propagation", **fields)
+        fields["stream"] = "signal_propagation"
+        self._push(fields)
 
     def decision(self, **fields: Any) -> None:
         """An agent step (``ts`` and ``pair`` required)."""
-        self.send("model_decisions", **fields)
+        fields["stream"] = "model_decisions"
+        self._push(fields)
 
     def candle(self, **fields: Any) -> None:
         """A candle tick: advances the collector's checkpoint counter."""
-        self.send("candle", **fields)
+        fields["stream"] = "candle"
+        self._push(fields)
 
     def checkpoint(self) -> None:
         """Asks the sidecar to checkpoint now (sends what is buffered first)."""
