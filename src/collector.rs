@@ -36,6 +36,7 @@ pub struct CollectorBuilder {
     fs: Arc<dyn FileSystem>,
     wal: Option<WalOptions>,
     min_free_bytes: u64,
+    lock_wait: Duration,
 }
 
 impl CollectorBuilder {
@@ -45,6 +46,13 @@ impl CollectorBuilder {
     /// sidecar turns it on).
     pub fn wal(mut self, opts: WalOptions) -> Self {
         self.wal = Some(opts);
+        self
+    }
+
+    /// When another collector holds the run's lock (e.g. it is finishing the
+    /// run), wait up to this long for it before failing. Default 0: fail at once.
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
         self
     }
 
@@ -151,7 +159,7 @@ impl CollectorBuilder {
                 });
             }
         }
-        let lock = RunLock::acquire(&run_dir, &run_id)?;
+        let lock = RunLock::acquire_waiting(&run_dir, &run_id, self.lock_wait)?;
         remove_temp_files(&run_dir);
         // A run left `running` with its lock free lost its collector: recover
         // it (replay the log) before continuing it.
@@ -213,6 +221,7 @@ fn open_run(run_dir: &Path, run_id: &str) -> Result<(Manifest, Aggregates), Erro
             rejected: 0,
             last_error: None,
             sources: Default::default(),
+            connected: Vec::new(),
             streams: Default::default(),
         };
         return Ok((manifest, Aggregates::default()));
@@ -310,6 +319,11 @@ impl Handle {
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
     }
+
+    /// Records which producers are connected now (listed in the manifest).
+    pub fn set_connected(&self, sources: Vec<String>) {
+        let _ = self.tx.send(Msg::Connected(sources));
+    }
 }
 
 /// The collector: a worker thread that buffers records and checkpoints them
@@ -344,6 +358,7 @@ impl Collector {
             fs: Arc::new(RealFs),
             wal: None,
             min_free_bytes: 0,
+            lock_wait: Duration::ZERO,
         }
     }
 

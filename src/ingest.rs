@@ -91,6 +91,7 @@ pub struct ReadCounts {
 
 struct Pump<'a> {
     handle: &'a Handle,
+    on_hello: &'a mut dyn FnMut(&str),
     opts: ReaderOptions,
     source: Arc<str>,
     batch: Vec<Ingested>,
@@ -116,6 +117,7 @@ impl Pump<'_> {
         match Record::from_json(line) {
             Ok(Record::Control(Control::Hello { source })) => {
                 self.flush();
+                (self.on_hello)(&source);
                 self.source = source.into();
             }
             Ok(record) => {
@@ -196,14 +198,27 @@ fn input_ready(fd: &impl AsFd) -> bool {
 /// tagged `source` (until a `hello` renames it) through `handle`. I/O errors
 /// on the input end the reader like EOF, after sending what was read.
 pub fn read_ndjson<R: Read + AsFd>(
-    mut input: R,
+    input: R,
     source: &str,
     handle: &Handle,
     opts: ReaderOptions,
     gate: &StopGate,
 ) -> (ReadEnd, ReadCounts) {
+    read_ndjson_with(input, source, handle, opts, gate, &mut |_| {})
+}
+
+/// [`read_ndjson`], calling `on_hello` with the name each `hello` record gives.
+pub fn read_ndjson_with<R: Read + AsFd>(
+    mut input: R,
+    source: &str,
+    handle: &Handle,
+    opts: ReaderOptions,
+    gate: &StopGate,
+    on_hello: &mut dyn FnMut(&str),
+) -> (ReadEnd, ReadCounts) {
     let mut pump = Pump {
         handle,
+        on_hello,
         opts,
         source: source.into(),
         batch: Vec::with_capacity(opts.batch_records),

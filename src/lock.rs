@@ -53,6 +53,20 @@ impl RunLock {
         Ok(RunLock { _file: file, path })
     }
 
+    /// Like [`acquire`](Self::acquire), retrying for up to `wait` while another
+    /// collector holds the lock (one finishing the same run, say).
+    pub fn acquire_waiting(run_dir: &Path, run_id: &str, wait: std::time::Duration) -> Result<RunLock, Error> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match Self::acquire(run_dir, run_id) {
+                Err(Error::RunLocked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// True when a live collector holds the lock of `run_dir`.
     pub fn is_held(run_dir: &Path) -> bool {
         let Ok(file) = OpenOptions::new().read(true).write(true).open(run_dir.join(LOCK_FILE)) else {

@@ -100,6 +100,9 @@ pub struct Manifest {
     pub last_error: Option<String>,
     /// Rows received per producer (`_source`).
     pub sources: BTreeMap<String, u64>,
+    /// Producers connected right now (sidecar inputs), updated as they come and go.
+    #[serde(default)]
+    pub connected: Vec<String>,
     /// Per-stream files and schema.
     pub streams: BTreeMap<String, StreamEntry>,
 }

@@ -70,6 +70,7 @@ pub(crate) enum Msg {
     Record(Record),
     Batch(Batch),
     Checkpoint(Option<Sender<Result<(), String>>>),
+    Connected(Vec<String>),
     Shutdown {
         status: RunStatus,
         ack: Sender<Result<RunSummary, String>>,
@@ -253,6 +254,15 @@ impl Worker {
                 let result = self.checkpoint(Trigger::Requested).map_err(|e| e.to_string());
                 if let Some(ack) = ack {
                     let _ = ack.send(result);
+                }
+            }
+            Msg::Connected(sources) => {
+                if sources != self.manifest.connected {
+                    self.manifest.connected = sources;
+                    // Best effort: `rlcollect status` shows who is connected.
+                    if let Err(e) = self.store_manifest() {
+                        tracing::warn!("cannot update the manifest's connected sources: {e}");
+                    }
                 }
             }
             Msg::Shutdown { .. } => unreachable!("handled by the loop"),
@@ -534,6 +544,7 @@ impl Worker {
         }
         self.checkpoint(Trigger::Final)?;
         self.manifest.status = status;
+        self.manifest.connected.clear();
         let summary = self.store_summary(status)?;
         self.store_manifest()?;
         // Every row is published and the manifest says so: the log has done its job.

@@ -12,7 +12,9 @@ once and spools every further record to ``RUN/spool-<pid>.ndjson``, which
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as _dt
+import hashlib
 import json
 import logging
 import math
@@ -21,6 +23,7 @@ import shutil
 import socket as _socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -123,6 +126,42 @@ def default_run_id() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
+def socket_path(run_dir: Path) -> str:
+    """The well-known socket of a run's sidecar: ``RUN/collector.sock``, or a
+    name in the temp folder derived from the run's path when that path is too
+    long for a Unix socket (about 100 bytes)."""
+    run_dir = Path(run_dir).resolve()
+    path = str(run_dir / "collector.sock")
+    if len(path.encode()) < 100:
+        return path
+    digest = hashlib.sha1(str(run_dir).encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), f"rlcollect-{digest}.sock")
+
+
+@contextlib.contextmanager
+def _spawn_lock(run_dir: Path):
+    """Serialises join-or-spawn between processes: exactly one spawns."""
+    import fcntl
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".spawn.lock", "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _connect(path: str) -> Optional["_socket.socket"]:
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return s
+    except OSError:
+        s.close()
+        return None
+
+
 class Collector:
     """Sends records to an ``rlcollect`` sidecar.
 
@@ -146,6 +185,9 @@ class Collector:
     ) -> None:
         self.out = Path(out)
         self.run = run or os.environ.get("RLCOLLECT_RUN") or default_run_id()
+        # Processes this one starts later (hyperopt, SubprocVecEnv workers)
+        # inherit the run and join it.
+        os.environ.setdefault("RLCOLLECT_RUN", self.run)
         self.run_dir = self.out / self.run
         self.source = source or f"{Path(sys.argv[0] or 'python').name}-{os.getpid()}"
         self._lock = threading.Lock()
@@ -156,23 +198,50 @@ class Collector:
         self._proc: Optional[subprocess.Popen] = None
         self._sock = None
         self._pid: Optional[int] = None
-        if socket is None:
-            cmd = [find_binary(), "run", "--out", str(self.out), "--run", self.run,
-                   "--every-candles", str(every_candles), "--every-secs", str(every_secs), "--format", fmt,
-                   *extra_args]
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
-            self._pid = self._proc.pid
-            self._out = self._proc.stdin
+        if socket is not None:
+            self._join(socket)
         else:
-            self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-            self._sock.connect(socket)
-            self._out = self._sock.makefile("wb", buffering=0)
-            self._pid = _peer_pid(self._sock)
+            sock_path = socket_path(self.run_dir)
+            with _spawn_lock(self.run_dir):
+                live = _connect(sock_path)
+                if live is not None:
+                    self._join(sock_path, live)
+                else:
+                    self._spawn(sock_path, every_candles, every_secs, fmt, extra_args)
         self._write_now(encode({"stream": "control", "op": "hello", "source": self.source}))
         self._flusher = threading.Thread(target=self._flush_loop, args=(flush_secs,), name="rlcollect-flush",
                                          daemon=True)
         self._flusher.start()
         atexit.register(self.close)
+
+    def _join(self, path: str, sock: Optional["_socket.socket"] = None) -> None:
+        self._sock = sock or _connect(path)
+        if self._sock is None:
+            raise ConnectionError(f"no rlcollect sidecar is listening on {path}")
+        self._out = self._sock.makefile("wb", buffering=0)
+        self._pid = _peer_pid(self._sock)
+
+    def _spawn(self, sock_path: str, every_candles: int, every_secs: float, fmt: str, extra_args: tuple) -> None:
+        cmd = [find_binary(), "run", "--out", str(self.out), "--run", self.run, "--listen", sock_path,
+               "--exit-when-idle", "--wait-lock", "120", "--every-candles", str(every_candles),
+               "--every-secs", str(every_secs), "--format", fmt, *extra_args]
+        # Its own session: a Ctrl-C meant for the strategy does not kill the
+        # collector; it ends when its last producer leaves.
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)
+        self._pid = self._proc.pid
+        self._out = self._proc.stdin
+        deadline = time.monotonic() + 150
+        while True:  # ready once its socket accepts: then others may join
+            code = self._proc.poll()
+            if code is not None:
+                raise RuntimeError(f"rlcollect run exited with code {code} (see its messages above): {' '.join(cmd)}")
+            probe = _connect(sock_path)
+            if probe is not None:
+                probe.close()
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"rlcollect run did not open {sock_path} within 150 s")
+            time.sleep(0.02)
 
     # -- records -------------------------------------------------------------
 
@@ -271,17 +340,34 @@ class Collector:
             atexit.unregister(self.close)
         except Exception:
             pass
-        if self._proc is not None:
-            try:
-                self._proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                log.error("rlcollect: the sidecar (pid %s) did not finish within %s s", self._pid, timeout)
-                return None
+        if self._proc is not None and not self._wait_for_sidecar(timeout):
+            return None
         summary = self.run_dir / "summary.json"
         try:
             return json.loads(summary.read_text())
         except (OSError, ValueError):
             return None
+
+    def _wait_for_sidecar(self, timeout: float) -> bool:
+        """Waits for the sidecar this client started to finish its final flush,
+        unless other producers are still connected to it (it then goes on
+        without us). True when it finished."""
+        deadline = time.monotonic() + timeout
+        others_seen = 0
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                return True
+            try:
+                connected = json.loads((self.run_dir / "manifest.json").read_text()).get("connected", [])
+            except (OSError, ValueError):
+                connected = []
+            others = [c for c in connected if c != self.source]
+            others_seen = others_seen + 1 if others else 0
+            if others_seen >= 5:  # stable for a while, not a passing probe
+                return False
+            time.sleep(0.02)
+        log.error("rlcollect: the sidecar (pid %s) did not finish within %s s", self._pid, timeout)
+        return False
 
     def __enter__(self) -> "Collector":
         return self

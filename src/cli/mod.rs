@@ -1,6 +1,7 @@
 //! Subcommands of the `rlcollect` binary, one file each.
 
 pub mod demo;
+pub mod listen;
 pub mod recover;
 pub mod run;
 pub mod status;

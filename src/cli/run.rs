@@ -7,13 +7,13 @@
 //! → readers stop at a line boundary, final flush of everything read, status
 //! `interrupted`. A second signal during the flush exits 1 at once.
 
-use anyhow::{bail, Context, Result};
+use super::listen::Listener;
+use anyhow::{Context, Result};
 use crossbeam_channel::{unbounded, Sender};
-use rlcollect::ingest::{read_ndjson, ReadEnd, ReaderOptions, StopGate};
+use rlcollect::ingest::{read_ndjson_with, ReaderOptions, StopGate};
 use rlcollect::{Collector, Format, Handle, RunStatus};
 use std::io::IsTerminal;
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -83,16 +83,27 @@ pub struct RunArgs {
     /// Refuse to start with less free space than this on the output filesystem; warn below twice it.
     #[arg(long, default_value_t = 512)]
     min_free_mb: u64,
+    /// Wait up to this many seconds for the run's lock when another collector
+    /// is finishing the same run (0: fail at once).
+    #[arg(long, default_value_t = 0.0)]
+    wait_lock: f64,
     /// Print a progress line on stderr every 2 s (default: only when stderr is a terminal).
     #[arg(long)]
     progress: bool,
 }
 
-enum Event {
+/// What the main thread waits for.
+pub enum Event {
+    /// SIGINT, SIGTERM or SIGHUP.
     Signal,
+    /// Standard input reached its end.
     StdinDone { records: u64 },
-    ConnOpened,
-    ConnClosed,
+    /// An input opened; `id` 0 is stdin.
+    Opened { id: u64, source: String },
+    /// An input named itself with `hello`.
+    Renamed { id: u64, source: String },
+    /// An input closed.
+    Closed { id: u64 },
 }
 
 /// How many termination signals arrived; the second one exits at once.
@@ -117,6 +128,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         .format(format)
         .keep_candles(args.keep_candles)
         .min_free_bytes(args.min_free_mb << 20)
+        .lock_wait(Duration::from_secs_f64(args.wait_lock.max(0.0)))
         // Messages are batches of up to 4096 records: a small queue bounds memory.
         .channel_capacity(4)
         .source("stdin");
@@ -159,7 +171,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     if read_stdin {
         let (handle, gate, events) = (collector.handle(), gate.clone(), events.clone());
         std::thread::Builder::new().name("read-stdin".into()).spawn(move || {
-            let (end, counts) = read_ndjson(std::io::stdin().lock(), "stdin", &handle, opts, &gate);
+            let _ = events.send(Event::Opened {
+                id: 0,
+                source: "stdin".into(),
+            });
+            let renamed = events.clone();
+            let mut on_hello = |name: &str| {
+                let _ = renamed.send(Event::Renamed {
+                    id: 0,
+                    source: name.to_owned(),
+                });
+            };
+            let (end, counts) = read_ndjson_with(std::io::stdin().lock(), "stdin", &handle, opts, &gate, &mut on_hello);
             tracing::debug!(?end, ?counts, "stdin ended");
             let _ = events.send(Event::StdinDone {
                 records: counts.records,
@@ -172,43 +195,26 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         spawn_progress(collector.handle(), progress_stop.clone());
     }
 
-    let mut stdin_done = !read_stdin;
-    let mut stdin_records = 0;
-    let mut active = 0usize;
-    let mut ever_connected = false;
-    let idle_exit = args.exit_when_idle;
+    let mut inputs = Inputs::new(read_stdin);
     let status = loop {
-        let idle = |stdin_done: bool, active: usize, ever: bool, stdin_records: u64| {
-            stdin_done && active == 0 && (ever || stdin_records > 0)
-        };
         match incoming.recv() {
             Ok(Event::Signal) | Err(_) => {
                 tracing::info!("signal received: stopping input, final flush of everything read");
                 gate.stop_and_wait();
                 break RunStatus::Interrupted;
             }
-            Ok(Event::StdinDone { records }) => {
-                stdin_done = true;
-                stdin_records = records;
-                if listener.is_none() || (idle_exit && idle(stdin_done, active, ever_connected, stdin_records)) {
-                    break RunStatus::Complete;
-                }
-            }
-            Ok(Event::ConnOpened) => {
-                active += 1;
-                ever_connected = true;
-            }
-            Ok(Event::ConnClosed) => {
-                active = active.saturating_sub(1);
-                if idle_exit && idle(stdin_done, active, ever_connected, stdin_records) {
+            Ok(event) => {
+                inputs.apply(event);
+                collector.handle().set_connected(inputs.connected());
+                if inputs.finished(listener.is_some(), args.exit_when_idle) {
                     break RunStatus::Complete;
                 }
             }
         }
     };
-    if let Some(listener) = listener {
+    if let Some(mut listener) = listener {
+        // No new producer can connect from here on; queued ones are served.
         listener.stop();
-        // Producers that connected while we decided to end still finish.
         if status == RunStatus::Complete {
             while listener.active.load(Ordering::SeqCst) > 0 {
                 if let Ok(Event::Signal) = incoming.recv_timeout(Duration::from_millis(50)) {
@@ -229,6 +235,59 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         "run ended"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The run's inputs, as the main thread sees them through events.
+struct Inputs {
+    stdin_open: bool,
+    stdin_records: u64,
+    /// Open inputs by id (0 = stdin) with their current source names.
+    open: std::collections::BTreeMap<u64, String>,
+    ever_connected: bool,
+}
+
+impl Inputs {
+    fn new(read_stdin: bool) -> Self {
+        Inputs {
+            stdin_open: read_stdin,
+            stdin_records: 0,
+            open: Default::default(),
+            ever_connected: false,
+        }
+    }
+
+    fn apply(&mut self, event: Event) {
+        match event {
+            Event::Opened { id, source } | Event::Renamed { id, source } => {
+                self.ever_connected |= id != 0;
+                self.open.insert(id, source);
+            }
+            Event::Closed { id } => {
+                self.open.remove(&id);
+            }
+            Event::StdinDone { records } => {
+                self.stdin_open = false;
+                self.stdin_records = records;
+                self.open.remove(&0);
+            }
+            Event::Signal => {}
+        }
+    }
+
+    fn connected(&self) -> Vec<String> {
+        self.open.values().cloned().collect()
+    }
+
+    /// Without a socket the run ends with stdin. With `--exit-when-idle` it ends
+    /// once stdin is closed (or unused) and the last connection has left, after
+    /// at least one producer was seen.
+    fn finished(&self, listening: bool, exit_when_idle: bool) -> bool {
+        if !listening {
+            return !self.stdin_open;
+        }
+        let sockets_open = self.open.keys().any(|id| *id != 0);
+        exit_when_idle && !self.stdin_open && !sockets_open && (self.ever_connected || self.stdin_records > 0)
+    }
 }
 
 fn install_signal_handler(events: Sender<Event>) -> Result<()> {
@@ -264,88 +323,4 @@ fn spawn_progress(handle: Handle, stop: Arc<AtomicBool>) {
             last = now;
         }
     });
-}
-
-/// The Unix socket: an accept thread starting one reader thread per connection.
-struct Listener {
-    path: PathBuf,
-    stopping: Arc<AtomicBool>,
-    active: Arc<AtomicUsize>,
-}
-
-impl Listener {
-    fn start(
-        path: &Path,
-        handle: Handle,
-        opts: ReaderOptions,
-        gate: Arc<StopGate>,
-        events: Sender<Event>,
-    ) -> Result<Self> {
-        let listener = bind_replacing_stale(path)?;
-        let stopping = Arc::new(AtomicBool::new(false));
-        let active = Arc::new(AtomicUsize::new(0));
-        let (stop, live) = (stopping.clone(), active.clone());
-        std::thread::Builder::new().name("accept".into()).spawn(move || {
-            let mut n = 0u64;
-            for conn in listener.incoming() {
-                if stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let conn = match conn {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        continue;
-                    }
-                };
-                n += 1;
-                live.fetch_add(1, Ordering::SeqCst);
-                let _ = events.send(Event::ConnOpened);
-                let (handle, gate, events, live) = (handle.clone(), gate.clone(), events.clone(), live.clone());
-                let source = format!("conn-{n}");
-                let spawned = std::thread::Builder::new().name(source.clone()).spawn(move || {
-                    let (end, counts) = read_ndjson(&conn, &source, &handle, opts, &gate);
-                    tracing::debug!(%source, ?end, ?counts, "connection ended");
-                    if end != ReadEnd::Stopped {
-                        live.fetch_sub(1, Ordering::SeqCst);
-                        let _ = events.send(Event::ConnClosed);
-                    }
-                });
-                if let Err(e) = spawned {
-                    tracing::error!("cannot start a reader for a connection: {e}");
-                }
-            }
-        })?;
-        Ok(Listener {
-            path: path.to_owned(),
-            stopping,
-            active,
-        })
-    }
-
-    /// Stops accepting and removes the socket file.
-    fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        // Wake the accept thread so it sees the flag.
-        let _ = UnixStream::connect(&self.path);
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Binds `path`; a socket file left by a dead collector (nobody accepts on it)
-/// is replaced, a live one is never stolen.
-fn bind_replacing_stale(path: &Path) -> Result<UnixListener> {
-    if path.exists() {
-        match UnixStream::connect(path) {
-            Ok(_) => bail!(
-                "{} is the socket of a live collector; not taking it over",
-                path.display()
-            ),
-            Err(_) => {
-                tracing::warn!(path = %path.display(), "replacing a stale socket left by a dead collector");
-                std::fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))?;
-            }
-        }
-    }
-    UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))
 }

@@ -36,7 +36,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
             "candles": m.candles, "checkpoints": m.checkpoints,
             "last_checkpoint_at": m.last_checkpoint_at, "last_checkpoint_age_secs": age,
             "rejected": m.rejected, "last_error": m.last_error,
-            "sources": m.sources, "streams": streams,
+            "sources": m.sources, "connected": m.connected, "streams": streams,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
@@ -67,11 +67,16 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
     for (name, s) in &m.streams {
         println!("{:<24} {:>12} {:>7}", name, th(s.rows), s.files.len());
     }
-    if !m.sources.is_empty() {
+    if !m.sources.is_empty() || !m.connected.is_empty() {
         println!();
-        println!("{:<24} {:>12}", "source", "rows");
-        for (name, n) in &m.sources {
-            println!("{:<24} {:>12}", name, th(*n));
+        println!("{:<24} {:>12}  connected", "source", "rows");
+        let mut names: Vec<&String> = m.sources.keys().chain(&m.connected).collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            let rows = m.sources.get(name).copied().unwrap_or(0);
+            let live = if m.connected.contains(name) { "yes" } else { "" };
+            println!("{:<24} {:>12}  {live}", name, th(rows));
         }
     }
     Ok(ExitCode::SUCCESS)
