@@ -517,13 +517,16 @@ impl Worker {
 
     fn summary(&self, status: RunStatus) -> RunSummary {
         let rows = self.manifest.streams.iter().map(|(k, s)| (k.clone(), s.rows)).collect();
-        self.agg.summary(
+        let mut summary = self.agg.summary(
             &self.cfg.run_id,
             status,
             rows,
             self.manifest.candles,
             self.manifest.rejected,
-        )
+        );
+        // Recovery counts only rows past this, so nothing is counted twice.
+        summary.records = self.next_seq;
+        summary
     }
 
     fn store_summary(&self, status: RunStatus) -> Result<RunSummary, Error> {

@@ -19,4 +19,14 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check pytest pyarrow polars duckdb pandas numpy gymnasium orjson
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./python
-RLCOLLECT_BIN="$CARGO_TARGET_DIR/debug/rlcollect" "$VENV/bin/python" -m pytest -q tests/python
+
+# A real Freqtrade (own venv: it pins its own pandas/numpy) for the end-to-end test.
+FT_VENV="${RLCOLLECT_FREQTRADE_VENV:-$HOME/.cache/rlcollect-freqtrade-venv}"
+if [ ! -x "$FT_VENV/bin/freqtrade" ]; then
+  python3 -m venv "$FT_VENV"
+  "$FT_VENV/bin/python" -m pip install --quiet --disable-pip-version-check freqtrade
+fi
+"$FT_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./python
+
+RLCOLLECT_BIN="$CARGO_TARGET_DIR/debug/rlcollect" FREQTRADE_PYTHON="$FT_VENV/bin/python" \
+  "$VENV/bin/python" -m pytest -q tests/python

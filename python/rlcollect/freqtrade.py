@@ -40,12 +40,15 @@ def _minutes(open_date, close_date) -> Optional[int]:
         return None
 
 
-def trade_record(trade: Any, **extra: Any) -> Dict[str, Any]:
+def trade_record(trade: Any, exit_order: Any = None, **extra: Any) -> Dict[str, Any]:
     """The ``trades`` record of a closed trade.
 
-    ``trade`` is a Freqtrade ``Trade``/``LocalTrade`` (as given to
-    ``order_filled`` or ``confirm_trade_exit``) or a row of the backtest
-    export (a dict). Extra keyword arguments become extra columns.
+    ``trade`` is a Freqtrade ``Trade``/``LocalTrade`` or a row of the backtest
+    export (a dict). From ``order_filled`` pass the exit order too: Freqtrade
+    calls it before it closes the trade, so the closing rate, profit and date
+    are computed from that order with the trade's own ``calc_profit`` /
+    ``calc_profit_ratio`` (what Freqtrade stores when it closes the trade).
+    Extra keyword arguments become extra columns.
     """
     if isinstance(trade, dict):
         rec = dict(trade)
@@ -58,14 +61,27 @@ def trade_record(trade: Any, **extra: Any) -> Dict[str, Any]:
         profit_abs = get("close_profit_abs")
         if profit_abs is None:
             profit_abs = get("realized_profit")
+        close_rate, close_date = get("close_rate"), get("close_date")
+        if exit_order is not None and (profit_abs is None or get("is_open")):
+            close_rate = getattr(exit_order, "safe_price", None) or getattr(exit_order, "average", None)
+            close_date = getattr(exit_order, "order_filled_date", None) or close_date
+            amount = getattr(exit_order, "safe_filled", None) or getattr(exit_order, "filled", None)
+            profit_abs = trade.calc_profit(rate=close_rate, amount=amount)
+            # As Freqtrade's close_profit: profit over the stake paid to open
+            # (fees included), times leverage.
+            stake = get("open_trade_value")
+            if stake:
+                profit_ratio = profit_abs / stake * (get("leverage") or 1.0)
+            else:
+                profit_ratio = trade.calc_profit_ratio(rate=close_rate, amount=amount)
         rec = {
             "pair": get("pair"),
             "trade_id": get("id"),
             "is_short": get("is_short"),
             "open_date": get("open_date"),
-            "close_date": get("close_date"),
+            "close_date": close_date,
             "open_rate": get("open_rate"),
-            "close_rate": get("close_rate"),
+            "close_rate": close_rate,
             "amount": get("amount"),
             "stake_amount": get("stake_amount"),
             "leverage": get("leverage"),
@@ -75,7 +91,7 @@ def trade_record(trade: Any, **extra: Any) -> Dict[str, Any]:
             "profit_abs": profit_abs,
             "exit_reason": get("exit_reason"),
             "enter_tag": get("enter_tag"),
-            "trade_duration": _minutes(get("open_date"), get("close_date")),
+            "trade_duration": _minutes(get("open_date"), close_date),
             "min_rate": get("min_rate"),
             "max_rate": get("max_rate"),
         }
@@ -145,9 +161,13 @@ class RLCollectMixin:
             for rec in prediction_records(dataframe, pair, last=last):
                 self.rlcollect.prediction(**rec)
 
-    def rlcollect_trade_exit(self, trade: Any, **extra: Any) -> None:
-        """From ``order_filled`` (exit order) or ``confirm_trade_exit``."""
-        self.rlcollect.trade(**trade_record(trade, **extra))
+    def order_filled(self, pair: str, trade: Any, order: Any, current_time: Any, **kwargs: Any) -> None:
+        """Freqtrade callback: sends the trade when its exit order fills."""
+        if getattr(order, "ft_order_side", None) == getattr(trade, "exit_side", None):
+            self.rlcollect.trade(**trade_record(trade, order))
+        parent = getattr(super(), "order_filled", None)
+        if parent is not None:
+            parent(pair, trade, order, current_time, **kwargs)
 
     def bot_loop_start(self, current_time=None, **kwargs) -> None:  # noqa: D401 - Freqtrade callback
         self.rlcollect.candle(ts=current_time)

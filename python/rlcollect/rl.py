@@ -5,6 +5,8 @@
   ``tick``, ``action``, ``total_reward``, ``total_profit``, ``position``,
   ``trade_duration``, ``current_profit_pct``, plus the action's name from the
   env's ``actions`` enum), and each episode end an ``rl_episodes`` row.
+* :class:`RLCollectEnvMixin` does the same from inside the env class (the
+  ``MyRLEnv`` of a ``ReinforcementLearner`` subclass).
 * :class:`RLCollectCallback` (only when stable-baselines3 is importable) does
   the same from an SB3 algorithm's ``self.locals``, for every env of a VecEnv.
 
@@ -127,6 +129,36 @@ class RLCollectWrapper(_WrapperBase):
     if _WrapperBase is object:  # pragma: no cover - plain delegation without gymnasium
         def __getattr__(self, name: str) -> Any:
             return getattr(self.env, name)
+
+
+class RLCollectEnvMixin:
+    """Mix into a FreqAI env class (``class MyRLEnv(RLCollectEnvMixin,
+    Base5ActionRLEnv)`` inside your ``ReinforcementLearner`` subclass): every
+    ``step()`` and episode end is recorded. Each env instance (one per
+    ``SubprocVecEnv`` worker process) opens its own ``Collector``, and all of
+    them join the run's one sidecar."""
+
+    rlcollect_out: str = "analysis_data"
+    rlcollect_run: Optional[str] = None
+    rlcollect_model: Optional[str] = None
+
+    def _rlcollect_recorder(self) -> "_Recorder":
+        rec = self.__dict__.get("_rlcollect_rec")
+        if rec is None:
+            collector = Collector(self.rlcollect_out, self.rlcollect_run)
+            rec = _Recorder(collector, getattr(self, "pair", None) or "unknown", self.rlcollect_model,
+                            getattr(self, "actions", None), None)
+            self.__dict__["_rlcollect_rec"] = rec
+        return rec
+
+    def step(self, action: Any):
+        result = super().step(action)  # type: ignore[misc]
+        _, reward, terminated, truncated, info = result
+        rec = self._rlcollect_recorder()
+        rec.step(action, reward, info)
+        if terminated or truncated:
+            rec.end_episode(info)
+        return result
 
 
 class StepRecorder:

@@ -111,6 +111,41 @@ fn a_final_flush_on_a_full_disk_fails_with_the_log_intact_and_recover_finishes_i
     assert_eq!(std::fs::read(run.join(MANIFEST_FILE)).unwrap(), before);
 }
 
+/// Regression: recovery once counted rows the summary already held a second time.
+#[test]
+fn recovery_counts_each_trade_once_in_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new();
+    let c = Collector::builder(dir.path())
+        .run_id("r")
+        .filesystem(Arc::new(fs.clone()))
+        .wal(wal_opts())
+        .build()
+        .unwrap();
+    let trade = |i: i64| {
+        Record::Trade(Trade {
+            pair: "A/B".into(),
+            profit_abs: Some(1.0),
+            trade_id: Some(i),
+            ..Trade::default()
+        })
+    };
+    for i in 0..100 {
+        c.send(trade(i)).unwrap();
+    }
+    c.checkpoint().unwrap(); // summary.json now covers 100 trades
+    for i in 100..150 {
+        c.send(trade(i)).unwrap();
+    }
+    fs.set(Some(Fault::CrashAfter(0)));
+    drop(c); // the disk dies: 50 trades only in the log
+    let report = recover(&dir.path().join("r")).unwrap();
+    assert_eq!(report.replayed, 50);
+    let s = report.summary.unwrap();
+    assert_eq!((s.trades.count, s.trades.wins, s.records), (150, 150, 150));
+    assert_eq!(s.trades.profit_abs_total, 150.0);
+}
+
 #[test]
 fn low_free_space_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();

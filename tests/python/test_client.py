@@ -205,14 +205,14 @@ def test_freqtrade_trade_helper_from_trade_attributes():
     assert (r["trade_id"], r["profit_ratio"], r["profit_abs"], r["trade_duration"], r["strategy"]) == (7, 0.015, 0.00015, 95, "S")
 
 
-def test_rl_wrapper_on_a_gymnasium_env_with_freqai_info(tmp_path):
-    gym = pytest.importorskip("gymnasium")
-    from rlcollect.rl import RLCollectWrapper
+class Actions(enum.Enum):
+    Neutral = 0
+    Long_enter = 1
+    Long_exit = 2
 
-    class Actions(enum.Enum):
-        Neutral = 0
-        Long_enter = 1
-        Long_exit = 2
+
+def tiny_freqai_env_class():
+    gym = pytest.importorskip("gymnasium")
 
     class TinyFreqAIEnv(gym.Env):
         """Emits FreqAI BaseEnvironment's info dict keys."""
@@ -238,15 +238,28 @@ def test_rl_wrapper_on_a_gymnasium_env_with_freqai_info(tmp_path):
                     "current_profit_pct": 0.0}
             return np.zeros(1, np.float32), reward, self._tick >= 10, False, info
 
-    c = Collector(tmp_path, "rl")
-    env = RLCollectWrapper(TinyFreqAIEnv(), c, pair="BTC/USDT", model="PPO")
-    assert isinstance(env, gym.Wrapper)
-    for ep in range(3):
+    return TinyFreqAIEnv
+
+
+def play(env, episodes=3):
+    for _ in range(episodes):
         env.reset()
         done = False
         while not done:
             _, _, term, trunc, _ = env.step(env.action_space.sample())
             done = term or trunc
+
+
+def test_rl_wrapper_on_a_gymnasium_env_with_freqai_info(tmp_path):
+    import gymnasium as gym
+
+    from rlcollect.rl import RLCollectWrapper
+
+    TinyFreqAIEnv = tiny_freqai_env_class()
+    c = Collector(tmp_path, "rl")
+    env = RLCollectWrapper(TinyFreqAIEnv(), c, pair="BTC/USDT", model="PPO")
+    assert isinstance(env, gym.Wrapper)
+    play(env)
     c.close()
     frames = load(tmp_path / "rl")
     d = frames["model_decisions"].collect()
@@ -255,6 +268,26 @@ def test_rl_wrapper_on_a_gymnasium_env_with_freqai_info(tmp_path):
     assert d["current_profit_pct"].to_list() == [0.0] * 30
     e = frames["rl_episodes"].collect().sort("episode")
     assert e["episode"].to_list() == [0, 1, 2] and e["steps"].to_list() == [10, 10, 10]
+
+
+def test_rl_env_mixin_records_from_inside_the_env_class(tmp_path, monkeypatch):
+    from rlcollect.rl import RLCollectEnvMixin
+
+    base = tiny_freqai_env_class()
+
+    class MyRLEnv(RLCollectEnvMixin, base):  # as inside a ReinforcementLearner subclass
+        rlcollect_out = str(tmp_path)
+        rlcollect_run = "mixin"
+        rlcollect_model = "PPO"
+        pair = "ETH/BTC"
+
+    env = MyRLEnv()
+    play(env, episodes=2)
+    env._rlcollect_recorder().collector.close()
+    frames = load(tmp_path / "mixin")
+    d = frames["model_decisions"].collect()
+    assert d.height == 20 and set(d["pair"].to_list()) == {"ETH/BTC"} and set(d["model"].to_list()) == {"PPO"}
+    assert frames["rl_episodes"].collect()["steps"].to_list() == [10, 10]
 
 
 def test_sb3_step_recorder_logic_and_callback_when_installed(tmp_path):
