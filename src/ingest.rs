@@ -95,6 +95,9 @@ struct Pump<'a> {
     opts: ReaderOptions,
     source: Arc<str>,
     batch: Vec<Ingested>,
+    /// The lines of the records in `batch`, and each one's range.
+    raw: Vec<u8>,
+    spans: Vec<std::ops::Range<usize>>,
     counts: ReadCounts,
     /// Set while skipping the rest of an over-long line: its length so far and its start.
     overlong: Option<(usize, Vec<u8>)>,
@@ -123,6 +126,9 @@ impl Pump<'_> {
             Ok(record) => {
                 self.counts.records += 1;
                 self.batch.push(Ingested::Record(record));
+                let start = self.raw.len();
+                self.raw.extend_from_slice(line);
+                self.spans.push(start..self.raw.len());
             }
             Err(err) => self.reject(line, err),
         }
@@ -144,10 +150,14 @@ impl Pump<'_> {
             return true;
         }
         let items = std::mem::replace(&mut self.batch, Vec::with_capacity(self.opts.batch_records));
+        let raw = std::mem::replace(&mut self.raw, Vec::with_capacity(self.opts.batch_records * 256));
+        let spans = std::mem::replace(&mut self.spans, Vec::with_capacity(self.opts.batch_records));
         self.handle
             .send_batch(Batch {
                 source: self.source.clone(),
                 items,
+                raw,
+                spans,
             })
             .is_ok()
     }
@@ -222,6 +232,8 @@ pub fn read_ndjson_with<R: Read + AsFd>(
         opts,
         source: source.into(),
         batch: Vec::with_capacity(opts.batch_records),
+        raw: Vec::new(),
+        spans: Vec::new(),
         counts: ReadCounts::default(),
         overlong: None,
     };

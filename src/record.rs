@@ -104,7 +104,8 @@ impl CoreType for i64 {
         col.push_i64(v.copied())
     }
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.to_string().as_bytes())
+        use std::io::Write;
+        let _ = write!(out, "{self}");
     }
 }
 
@@ -128,7 +129,7 @@ impl CoreType for f64 {
         col.push_f64(v.copied())
     }
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(Value::Float(*self).to_json_text().as_bytes())
+        crate::value::write_f64(*self, out)
     }
 }
 
@@ -181,7 +182,8 @@ impl CoreType for Timestamp {
         col.push_ts(v.copied())
     }
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.0.to_string().as_bytes())
+        use std::io::Write;
+        let _ = write!(out, "{}", self.0);
     }
 }
 
@@ -207,8 +209,11 @@ fn write_tail(source: Option<&str>, extra: &Extras, out: &mut Vec<u8>) {
         match v {
             // A timestamp extra is written as epoch ms, which reads back as a
             // timestamp for `ts` (the only place decoding makes one).
-            Value::Timestamp(t) => out.extend_from_slice(t.0.to_string().as_bytes()),
-            other => out.extend_from_slice(other.to_json_text().as_bytes()),
+            Value::Timestamp(t) => {
+                use std::io::Write;
+                let _ = write!(out, "{}", t.0);
+            }
+            other => other.write_json(out),
         }
     }
     out.push(b'}');

@@ -39,17 +39,38 @@ impl Value {
     /// The value as JSON text, as stored in a text column when types conflict.
     /// Non-finite floats are written as Python writes them (`NaN`, `Infinity`).
     pub fn to_json_text(&self) -> String {
+        let mut out = Vec::with_capacity(16);
+        self.write_json(&mut out);
+        String::from_utf8(out).expect("JSON text is UTF-8")
+    }
+
+    /// Appends the value's JSON text to `out` (no allocation on the way).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
         match self {
-            Value::Null => "null".into(),
-            Value::Bool(b) => b.to_string(),
-            Value::Int(i) => i.to_string(),
-            Value::Float(f) if f.is_nan() => "NaN".into(),
-            Value::Float(f) if f.is_infinite() => if *f > 0.0 { "Infinity" } else { "-Infinity" }.into(),
-            Value::Float(f) => serde_json::to_string(f).unwrap_or_else(|_| f.to_string()),
-            Value::Str(s) => serde_json::to_string(s).unwrap_or_default(),
-            Value::Timestamp(t) => format!("\"{}\"", t.to_rfc3339()),
-            Value::Json(j) => j.clone(),
+            Value::Null => out.extend_from_slice(b"null"),
+            Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Float(f) => write_f64(*f, out),
+            Value::Str(s) => serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail"),
+            Value::Timestamp(t) => {
+                let _ = write!(out, "\"{}\"", t.to_rfc3339());
+            }
+            Value::Json(j) => out.extend_from_slice(j.as_bytes()),
         }
+    }
+}
+
+/// Appends a float as JSON, with Python's tokens for the non-finite ones.
+pub(crate) fn write_f64(f: f64, out: &mut Vec<u8>) {
+    if f.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if f.is_infinite() {
+        out.extend_from_slice(if f > 0.0 { b"Infinity" } else { b"-Infinity" });
+    } else {
+        serde_json::to_writer(&mut *out, &f).expect("writing to a Vec cannot fail");
     }
 }
 

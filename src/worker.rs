@@ -63,6 +63,24 @@ pub struct Batch {
     pub source: Arc<str>,
     /// The items, in order.
     pub items: Vec<Ingested>,
+    /// The NDJSON lines of the records, back to back, as read. The
+    /// write-ahead log stores these bytes instead of encoding each row again.
+    pub raw: Vec<u8>,
+    /// One range of `raw` per `Ingested::Record` item, in order (may be empty:
+    /// then rows are encoded for the log).
+    pub spans: Vec<std::ops::Range<usize>>,
+}
+
+impl Batch {
+    /// A batch without the original lines.
+    pub fn new(source: Arc<str>, items: Vec<Ingested>) -> Self {
+        Batch {
+            source,
+            items,
+            raw: Vec::new(),
+            spans: Vec::new(),
+        }
+    }
 }
 
 #[allow(clippy::large_enum_variant)] // see `Ingested`
@@ -236,13 +254,22 @@ impl Worker {
         match msg {
             Msg::Record(record) => {
                 let source = self.cfg.default_source.clone();
-                self.ingest(record, &source, Timestamp::now());
+                self.ingest(record, &source, Timestamp::now(), None);
             }
-            Msg::Batch(batch) => {
+            Msg::Batch(Batch {
+                source,
+                items,
+                raw,
+                spans,
+            }) => {
                 let now = Timestamp::now();
-                for item in batch.items {
+                let mut spans = spans.into_iter();
+                for item in items {
                     match item {
-                        Ingested::Record(r) => self.ingest(r, &batch.source, now),
+                        Ingested::Record(r) => {
+                            let line = spans.next().and_then(|span| raw.get(span));
+                            self.ingest(r, &source, now, line)
+                        }
                         Ingested::Rejected(r) => self.reject(r),
                     }
                 }
@@ -270,7 +297,8 @@ impl Worker {
         self.stats.rows_buffered.store(self.buffered_rows() as u64, Relaxed);
     }
 
-    fn ingest(&mut self, record: Record, default_source: &str, now: Timestamp) {
+    /// Handles one record; `line` is its NDJSON text when a reader has it.
+    fn ingest(&mut self, record: Record, default_source: &str, now: Timestamp, line: Option<&[u8]>) {
         match &record {
             Record::Control(Control::Checkpoint) => {
                 let _ = self.checkpoint(Trigger::Requested);
@@ -283,7 +311,7 @@ impl Worker {
                 self.manifest.candles += 1;
                 self.stats.candles.fetch_add(1, Relaxed);
                 if self.cfg.keep_candles {
-                    self.store(c, default_source, now);
+                    self.store(c, default_source, now, line);
                 }
                 // Checked per candle, not per message: a batch of lines may
                 // hold many candles, and each N-th one ends a checkpoint.
@@ -296,11 +324,11 @@ impl Worker {
             _ => {}
         }
         if let Some(row) = record.row() {
-            self.store(row, default_source, now);
+            self.store(row, default_source, now, line);
         }
     }
 
-    fn store(&mut self, row: &dyn Row, default_source: &str, now: Timestamp) {
+    fn store(&mut self, row: &dyn Row, default_source: &str, now: Timestamp, line: Option<&[u8]>) {
         let source = row.source().unwrap_or(default_source);
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -327,13 +355,21 @@ impl Worker {
         self.manifest.records = self.next_seq;
         self.stats.records.store(self.next_seq, Relaxed);
         if let Some(wal) = self.wal.as_mut() {
-            self.json_buf.clear();
-            row.write_json(&mut self.json_buf);
+            // The line as read decodes to this very record; only records
+            // without one (from `Handle::send`) are encoded here.
+            let json = match line {
+                Some(line) => line,
+                None => {
+                    self.json_buf.clear();
+                    row.write_json(&mut self.json_buf);
+                    &self.json_buf
+                }
+            };
             let result = wal.append(&WalEntry {
                 seq,
                 ingested_at: now,
                 source,
-                json: &self.json_buf,
+                json,
             });
             self.note_wal_result(result);
         }
@@ -357,7 +393,7 @@ impl Worker {
         };
         if let Some(row) = row {
             self.next_seq = seq;
-            self.store(row, source, at);
+            self.store(row, source, at, None);
         }
     }
 

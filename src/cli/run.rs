@@ -63,7 +63,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 60.0)]
     every_secs: f64,
     /// Checkpoint when this many rows are buffered (bounds memory).
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 25_000)]
     max_buffered_rows: usize,
     /// Part file format.
     #[arg(long, value_enum, default_value = "parquet")]

@@ -97,12 +97,7 @@ fn the_cases_through_the_collector_store_the_spec_totals() {
             }),
         });
     }
-    c.handle()
-        .send_batch(Batch {
-            source: "test".into(),
-            items,
-        })
-        .unwrap();
+    c.handle().send_batch(Batch::new("test".into(), items)).unwrap();
     let s = c.close().unwrap();
     let totals = &expected["totals"];
     assert_eq!(s.rejected, totals["rejected"].as_u64().unwrap());
