@@ -25,6 +25,15 @@ pub fn load(run_dir: &Path) -> Result<RunSummary> {
     serde_json::from_slice(&bytes).with_context(|| format!("{} is not a summary", path.display()))
 }
 
+/// One table of trade groups: count and profit per key.
+fn group_table(o: &mut String, key: &str, groups: &std::collections::BTreeMap<String, rlcollect::Group>) {
+    use std::fmt::Write;
+    let _ = writeln!(o, "{key:<24} {:>8} {:>16}", "trades", "profit_abs");
+    for (k, g) in groups {
+        let _ = writeln!(o, "{k:<24} {:>8} {:>16.8}", g.count, g.profit_abs);
+    }
+}
+
 /// The summary as text tables.
 pub fn render(s: &RunSummary) -> String {
     use std::fmt::Write;
@@ -55,14 +64,8 @@ pub fn render(s: &RunSummary) -> String {
             t.profit_abs_total,
             t.profit_ratio_mean
         );
-        let _ = writeln!(o, "{:<24} {:>8} {:>16}", "pair", "trades", "profit_abs");
-        for (k, g) in &t.by_pair {
-            let _ = writeln!(o, "{:<24} {:>8} {:>16.8}", k, g.count, g.profit_abs);
-        }
-        let _ = writeln!(o, "{:<24} {:>8} {:>16}", "exit_reason", "trades", "profit_abs");
-        for (k, g) in &t.by_exit_reason {
-            let _ = writeln!(o, "{:<24} {:>8} {:>16.8}", k, g.count, g.profit_abs);
-        }
+        group_table(&mut o, "pair", &t.by_pair);
+        group_table(&mut o, "exit_reason", &t.by_exit_reason);
     }
     let e = &s.rl_episodes;
     if e.count > 0 {

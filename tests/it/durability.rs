@@ -40,6 +40,16 @@ fn stored_events(run_dir: &Path) -> Vec<(u64, i64, i64)> {
     rows
 }
 
+/// A collector of run `r` under `dir` writing through `fs`, with the log on.
+fn collector_on(dir: &Path, fs: &FaultyFs) -> Collector {
+    Collector::builder(dir)
+        .run_id("r")
+        .filesystem(Arc::new(fs.clone()))
+        .wal(wal_opts())
+        .build()
+        .unwrap()
+}
+
 fn wal_opts() -> WalOptions {
     WalOptions {
         fsync_every: Duration::from_millis(5),
@@ -51,12 +61,7 @@ fn wal_opts() -> WalOptions {
 fn enospc_during_a_checkpoint_keeps_the_rows_and_space_coming_back_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let fs = FaultyFs::new();
-    let c = Collector::builder(dir.path())
-        .run_id("r")
-        .filesystem(Arc::new(fs.clone()))
-        .wal(wal_opts())
-        .build()
-        .unwrap();
+    let c = collector_on(dir.path(), &fs);
     for i in 0..100 {
         c.send(event(i, 0)).unwrap();
     }
@@ -86,12 +91,7 @@ fn enospc_during_a_checkpoint_keeps_the_rows_and_space_coming_back_loses_nothing
 fn a_final_flush_on_a_full_disk_fails_with_the_log_intact_and_recover_finishes_it() {
     let dir = tempfile::tempdir().unwrap();
     let fs = FaultyFs::new();
-    let c = Collector::builder(dir.path())
-        .run_id("r")
-        .filesystem(Arc::new(fs.clone()))
-        .wal(wal_opts())
-        .build()
-        .unwrap();
+    let c = collector_on(dir.path(), &fs);
     for i in 0..500 {
         c.send(event(i, 0)).unwrap();
     }
@@ -116,12 +116,7 @@ fn a_final_flush_on_a_full_disk_fails_with_the_log_intact_and_recover_finishes_i
 fn recovery_counts_each_trade_once_in_the_summary() {
     let dir = tempfile::tempdir().unwrap();
     let fs = FaultyFs::new();
-    let c = Collector::builder(dir.path())
-        .run_id("r")
-        .filesystem(Arc::new(fs.clone()))
-        .wal(wal_opts())
-        .build()
-        .unwrap();
+    let c = collector_on(dir.path(), &fs);
     let trade = |i: i64| {
         Record::Trade(Trade {
             pair: "A/B".into(),
