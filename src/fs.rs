@@ -6,7 +6,7 @@
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -61,6 +61,22 @@ impl FileSystem for RealFs {
     fn available_bytes(&self, path: &Path) -> io::Result<u64> {
         available_bytes(path)
     }
+}
+
+/// Files in `dir` named `<prefix><number><suffix>` (e.g. `seg-00042.wal`), as
+/// (number, path), sorted by number. A missing folder has none.
+pub(crate) fn numbered_files<N: std::str::FromStr + Ord>(dir: &Path, prefix: &str, suffix: &str) -> Vec<(N, PathBuf)> {
+    let Ok(rd) = fs::read_dir(dir) else { return vec![] };
+    let mut files: Vec<(N, PathBuf)> = rd
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let n = name.strip_prefix(prefix)?.strip_suffix(suffix)?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files
 }
 
 /// Free bytes for unprivileged users on the filesystem holding `path` (statvfs).
@@ -204,13 +220,13 @@ impl FileSystem for FaultyFs {
         if self.hit(Fault::RenameFails) {
             return Err(eio());
         }
-        fs::rename(from, to)
+        RealFs.rename(from, to)
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        fs::remove_file(path)
+        RealFs.remove_file(path)
     }
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir)
+        RealFs.create_dir_all(dir)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.check_crash()?;

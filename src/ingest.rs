@@ -312,19 +312,7 @@ pub fn read_ndjson_with<R: Read + AsFd>(
 /// Spool files that Python clients wrote while their sidecar was gone
 /// (`RUN/spool-<pid>.ndjson`), as (writer pid, path).
 pub fn spool_files(run_dir: &std::path::Path) -> Vec<(u32, std::path::PathBuf)> {
-    let Ok(rd) = std::fs::read_dir(run_dir) else {
-        return vec![];
-    };
-    let mut v: Vec<_> = rd
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let pid = name.strip_prefix("spool-")?.strip_suffix(".ndjson")?.parse().ok()?;
-            Some((pid, e.path()))
-        })
-        .collect();
-    v.sort();
-    v
+    crate::fs::numbered_files(run_dir, "spool-", ".ndjson")
 }
 
 /// Ingests the run's spool files through `handle`, checkpoints so their rows

@@ -146,17 +146,7 @@ impl Default for WalOptions {
 
 /// Segment files of `wal_dir` as (first seq, path), oldest first.
 pub fn list_segments(wal_dir: &Path) -> Vec<(u64, PathBuf)> {
-    let Ok(rd) = fs::read_dir(wal_dir) else { return vec![] };
-    let mut segs: Vec<(u64, PathBuf)> = rd
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let seq = name.strip_prefix("seg-")?.strip_suffix(".wal")?.parse().ok()?;
-            Some((seq, e.path()))
-        })
-        .collect();
-    segs.sort();
-    segs
+    crate::fs::numbered_files(wal_dir, "seg-", ".wal")
 }
 
 fn segment_path(wal_dir: &Path, first_seq: u64) -> PathBuf {
