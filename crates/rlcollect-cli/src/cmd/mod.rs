@@ -1,0 +1,38 @@
+//! Subcommands of the `rlcollect` binary, one file each.
+
+pub mod demo;
+pub mod recover;
+pub mod run;
+pub mod status;
+pub mod summary;
+
+use std::path::PathBuf;
+
+/// Logs go to stderr only; stdout belongs to the user. `RUST_LOG` filters.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// The default run directory: `analysis_data/latest`.
+pub fn default_run_dir() -> PathBuf {
+    rlcollect::RunDir::latest("analysis_data")
+}
+
+/// A right-aligned count with thousands separators.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

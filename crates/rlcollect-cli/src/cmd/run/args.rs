@@ -1,0 +1,151 @@
+//! The arguments of `rlcollect run`, and their checked conversion into the
+//! settings the run uses: every flag is validated here, once.
+
+use rlcollect::ingest::ReaderOptions;
+use rlcollect::{Collector, CollectorBuilder, Error, Format, WalOptions};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Output format of part files.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum FormatArg {
+    /// Parquet (zstd).
+    Parquet,
+    /// CSV with a header.
+    Csv,
+    /// Both side by side.
+    Both,
+}
+
+/// How records are made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DurabilityArg {
+    /// Log every record to a CRC-checked write-ahead log (fsync every --fsync-ms)
+    /// before it counts as received: even SIGKILL loses at most that window.
+    Wal,
+    /// Records are safe once a checkpoint publishes them (faster; a SIGKILL
+    /// loses what was buffered since the last checkpoint).
+    Checkpoint,
+}
+
+/// Options of `rlcollect run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Output root; the run directory is OUT/RUN.
+    #[arg(long, default_value = "analysis_data")]
+    out: PathBuf,
+    /// Run id (directory name). Default: the UTC start time, e.g. 20261122T101500Z.
+    #[arg(long)]
+    run: Option<String>,
+    /// Also accept producers on this Unix socket (many at once).
+    #[arg(long)]
+    listen: Option<PathBuf>,
+    /// With --listen: end the run when the last connection closes (and stdin is closed or unused).
+    #[arg(long, requires = "listen")]
+    exit_when_idle: bool,
+    /// Checkpoint every N candle records (0 = off).
+    #[arg(long, default_value_t = 1000)]
+    every_candles: u64,
+    /// Checkpoint buffered rows every T seconds, even with no candles.
+    #[arg(long, default_value_t = 60.0)]
+    every_secs: f64,
+    /// Checkpoint when this many rows are buffered (bounds memory).
+    #[arg(long, default_value_t = 25_000)]
+    max_buffered_rows: usize,
+    /// Part file format.
+    #[arg(long, value_enum, default_value = "parquet")]
+    format: FormatArg,
+    /// Reject lines longer than this many bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_line_bytes: usize,
+    /// Store candle records in the `candles` stream.
+    #[arg(long)]
+    keep_candles: bool,
+    /// Durability mode.
+    #[arg(long, value_enum, default_value = "wal")]
+    durability: DurabilityArg,
+    /// With --durability wal: fsync the log at least this often (the most a crash can lose).
+    #[arg(long, default_value_t = 200)]
+    fsync_ms: u64,
+    /// Refuse to start with less free space than this on the output filesystem; warn below twice it.
+    #[arg(long, default_value_t = 512)]
+    min_free_mb: u64,
+    /// Wait up to this many seconds for the run's lock when another collector
+    /// is finishing the same run (0: fail at once).
+    #[arg(long, default_value_t = 0.0)]
+    wait_lock: f64,
+    /// Print a progress line on stderr every 2 s (default: only when stderr is a terminal).
+    #[arg(long)]
+    progress: bool,
+}
+
+/// What `run` does, from checked arguments.
+pub struct RunSettings {
+    /// The collector to start.
+    pub collector: CollectorBuilder,
+    /// The socket to listen on, if any.
+    pub listen: Option<PathBuf>,
+    /// End the run when the last producer leaves.
+    pub exit_when_idle: bool,
+    /// How inputs are read.
+    pub reader: ReaderOptions,
+    /// Print progress lines.
+    pub progress: bool,
+}
+
+impl RunArgs {
+    /// Checks every value and builds the settings; a bad value is a
+    /// configuration error (exit code 2).
+    pub fn into_settings(self) -> Result<RunSettings, Error> {
+        if !(self.every_secs > 0.0 && self.every_secs.is_finite()) {
+            return Err(Error::Config(format!(
+                "--every-secs must be positive, got {}",
+                self.every_secs
+            )));
+        }
+        if self.max_line_bytes < 16 {
+            return Err(Error::Config("--max-line-bytes must be at least 16".into()));
+        }
+        if !(self.wait_lock >= 0.0 && self.wait_lock.is_finite()) {
+            return Err(Error::Config(format!(
+                "--wait-lock must be 0 or more seconds, got {}",
+                self.wait_lock
+            )));
+        }
+        let format = match self.format {
+            FormatArg::Parquet => Format::Parquet,
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Both => Format::Both,
+        };
+        let mut collector = Collector::builder(&self.out)
+            .every_candles(self.every_candles)
+            .every(Duration::from_secs_f64(self.every_secs))
+            .max_buffered_rows(self.max_buffered_rows)
+            .format(format)
+            .keep_candles(self.keep_candles)
+            .min_free_bytes(self.min_free_mb << 20)
+            .lock_wait(Duration::from_secs_f64(self.wait_lock))
+            // Messages are batches of up to 4096 records: a small queue bounds memory.
+            .channel_capacity(4)
+            .source("stdin");
+        if let Some(run) = &self.run {
+            collector = collector.run_id(run);
+        }
+        if self.durability == DurabilityArg::Wal {
+            collector = collector.wal(WalOptions {
+                fsync_every: Duration::from_millis(self.fsync_ms),
+                ..WalOptions::default()
+            });
+        }
+        Ok(RunSettings {
+            collector,
+            listen: self.listen,
+            exit_when_idle: self.exit_when_idle,
+            reader: ReaderOptions {
+                max_line_bytes: self.max_line_bytes,
+                ..ReaderOptions::default()
+            },
+            progress: self.progress,
+        })
+    }
+}

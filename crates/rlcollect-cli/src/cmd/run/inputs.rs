@@ -1,0 +1,72 @@
+//! The run's inputs as the main thread sees them: events from the reader
+//! threads, the accept thread and the signal handler, and the rule that says
+//! when the run is over.
+
+use std::collections::BTreeMap;
+
+/// What the main thread waits for.
+pub enum Event {
+    /// SIGINT, SIGTERM or SIGHUP.
+    Signal,
+    /// Standard input reached its end.
+    StdinDone { records: u64 },
+    /// An input opened; `id` 0 is stdin.
+    Opened { id: u64, source: String },
+    /// An input named itself with `hello`.
+    Renamed { id: u64, source: String },
+    /// An input closed.
+    Closed { id: u64 },
+}
+
+/// The run's inputs, as the main thread sees them through events.
+pub struct Inputs {
+    stdin_open: bool,
+    stdin_records: u64,
+    /// Open inputs by id (0 = stdin) with their current source names.
+    open: BTreeMap<u64, String>,
+    ever_connected: bool,
+}
+
+impl Inputs {
+    pub fn new(read_stdin: bool) -> Self {
+        Inputs {
+            stdin_open: read_stdin,
+            stdin_records: 0,
+            open: Default::default(),
+            ever_connected: false,
+        }
+    }
+
+    pub fn apply(&mut self, event: Event) {
+        match event {
+            Event::Opened { id, source } | Event::Renamed { id, source } => {
+                self.ever_connected |= id != 0;
+                self.open.insert(id, source);
+            }
+            Event::Closed { id } => {
+                self.open.remove(&id);
+            }
+            Event::StdinDone { records } => {
+                self.stdin_open = false;
+                self.stdin_records = records;
+                self.open.remove(&0);
+            }
+            Event::Signal => {}
+        }
+    }
+
+    pub fn connected(&self) -> Vec<String> {
+        self.open.values().cloned().collect()
+    }
+
+    /// Without a socket the run ends with stdin. With `--exit-when-idle` it ends
+    /// once stdin is closed (or unused) and the last connection has left, after
+    /// at least one producer was seen.
+    pub fn finished(&self, listening: bool, exit_when_idle: bool) -> bool {
+        if !listening {
+            return !self.stdin_open;
+        }
+        let sockets_open = self.open.keys().any(|id| *id != 0);
+        exit_when_idle && !self.stdin_open && !sockets_open && (self.ever_connected || self.stdin_records > 0)
+    }
+}

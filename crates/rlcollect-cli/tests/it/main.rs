@@ -1,0 +1,32 @@
+//! Integration tests of the `rlcollect` binary: real pipes, sockets, signals,
+//! SIGKILLs and a really full disk. One test binary; each test uses its own
+//! temp dir. Shared helpers: `rlcollect::testing`.
+
+mod durability;
+mod sidecar;
+
+pub use rlcollect::testing::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A file of the repository's test data (copied from `../shared`).
+pub fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data")
+        .join(name)
+}
+
+/// The binary under test, logging warnings only.
+pub fn rlcollect() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rlcollect"));
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+/// (_seq, i, k) of every stored `ev` row, sorted by `_seq`.
+pub fn stored_events(run_dir: &Path) -> Vec<(u64, i64, i64)> {
+    stored_int_rows(run_dir, "ev", &["i", "k"])
+        .into_iter()
+        .map(|(seq, v)| (seq, v[0], v[1]))
+        .collect()
+}

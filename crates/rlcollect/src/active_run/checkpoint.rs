@@ -1,0 +1,141 @@
+//! Checkpoints and the final flush of an [`ActiveRun`].
+//!
+//! A checkpoint publishes every buffered row (parts), then `summary.json`,
+//! then `manifest.json`, and only then releases the log segments whose rows
+//! the manifest now lists. On an error the rows stay buffered (and logged),
+//! `last_error` goes into the manifest, and the next try waits for the backoff.
+
+use super::ActiveRun;
+use crate::buffer::StreamBuffer;
+use crate::error::Error;
+use crate::manifest::RunStatus;
+use crate::publisher::now_rfc3339;
+use crate::schedule::Trigger;
+use crate::summary::RunSummary;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+impl ActiveRun {
+    /// Checkpoints if a trigger fires now. A failure is recorded in the
+    /// manifest and retried with backoff.
+    pub(crate) fn maybe_checkpoint(&mut self) {
+        if let Some(trigger) = self.schedule.due(self.buffered_rows(), Instant::now()) {
+            let _ = self.checkpoint(trigger);
+        }
+    }
+
+    /// Publishes every buffered row, then the summary and the manifest.
+    pub(crate) fn checkpoint(&mut self, trigger: Trigger) -> Result<(), Error> {
+        let started = Instant::now();
+        let result = self.publish(trigger);
+        match &result {
+            Ok(rows) => {
+                self.schedule.succeeded(Instant::now());
+                tracing::debug!(?trigger, rows, elapsed = ?started.elapsed(), "checkpoint");
+            }
+            Err(e) => {
+                let delay = self.schedule.failed(Instant::now());
+                self.manifest.last_error = Some(format!("{}: {e}", now_rfc3339()));
+                tracing::error!("checkpoint failed ({e}); rows stay buffered, retrying in {delay:?}");
+                // Best effort: let readers of the manifest see the error.
+                let _ = self.publisher.store_manifest(&mut self.manifest);
+            }
+        }
+        self.publish_buffered_count();
+        result.map(|_| ()).map_err(|source| Error::Checkpoint {
+            source: Box::new(source),
+        })
+    }
+
+    /// The steps of one checkpoint; returns the rows published.
+    fn publish(&mut self, trigger: Trigger) -> Result<u64, Error> {
+        for buf in self.streams.values_mut() {
+            buf.seal();
+        }
+        let published = self
+            .publisher
+            .publish_sealed(&mut self.streams, &mut self.manifest, &self.stats);
+        self.manifest.published_seq = self
+            .streams
+            .values()
+            .filter_map(StreamBuffer::first_pending_seq)
+            .min()
+            .unwrap_or(self.next_seq);
+        let published = published?;
+        if published > 0 {
+            self.manifest.checkpoints += 1;
+            self.manifest.last_checkpoint_at = Some(now_rfc3339());
+            self.stats.checkpoints.fetch_add(1, Relaxed);
+        }
+        self.rejected.sync()?;
+        // The summary goes first: it then always covers at least the rows the
+        // manifest lists, which recovery relies on.
+        if published > 0 || trigger == Trigger::Final {
+            self.publisher.store_summary(&self.summary(self.manifest.status))?;
+        }
+        self.publisher.store_manifest(&mut self.manifest)?;
+        // Only now, with the manifest naming the parts fsynced, may the log of
+        // those rows go.
+        if let Some(log) = self.log.as_mut() {
+            log.wal.release_through(self.manifest.published_seq)?;
+        }
+        self.check_free_space();
+        Ok(published)
+    }
+
+    /// The final flush: every row published, then the status, summary and
+    /// manifest. If it fails the status stays `running`, which marks the run
+    /// for recovery, and the log stays.
+    pub(crate) fn finish(&mut self, status: RunStatus) -> Result<RunSummary, Error> {
+        self.schedule.clear_backoff();
+        if let Some(log) = self.log.as_mut() {
+            let result = log.wal.sync();
+            self.note_log_result(result);
+        }
+        self.checkpoint(Trigger::Final)?;
+        self.manifest.status = status;
+        self.manifest.connected.clear();
+        let summary = self.summary(status);
+        self.publisher.store_summary(&summary)?;
+        self.publisher.store_manifest(&mut self.manifest)?;
+        // Every row is published and the manifest says so: the log has done its job.
+        if self.log.take().is_some() {
+            self.publisher.run().remove_wal()?;
+        }
+        self.stats.rows_buffered.store(0, Relaxed);
+        Ok(summary)
+    }
+
+    /// The run's summary now.
+    fn summary(&self, status: RunStatus) -> RunSummary {
+        let rows = self.manifest.streams.iter().map(|(k, s)| (k.clone(), s.rows)).collect();
+        let mut summary = self.agg.summary(
+            self.publisher.run().id(),
+            status,
+            rows,
+            self.manifest.candles,
+            self.manifest.rejected,
+        );
+        // Recovery counts only rows past this, so nothing is counted twice.
+        summary.records = self.next_seq;
+        summary
+    }
+
+    /// Warns once when free space drops under twice the configured minimum.
+    fn check_free_space(&mut self) {
+        if self.settings.min_free_bytes == 0 {
+            return;
+        }
+        let Ok(free) = self.publisher.fs().available_bytes(self.publisher.run().path()) else {
+            return;
+        };
+        let low = free < 2 * self.settings.min_free_bytes;
+        if low && !self.low_space_warned {
+            tracing::warn!(
+                free_mb = free >> 20,
+                "the output filesystem is running out of space (under twice --min-free-mb)"
+            );
+        }
+        self.low_space_warned = low;
+    }
+}

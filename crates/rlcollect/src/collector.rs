@@ -1,0 +1,185 @@
+//! The public face of the engine: [`Collector`] and the cheap [`Handle`] that
+//! producer threads clone. Settings live in [`CollectorBuilder`].
+
+use crate::builder::CollectorBuilder;
+use crate::error::Error;
+use crate::manifest::RunStatus;
+use crate::message::{Batch, Msg};
+use crate::record::Record;
+use crate::run_dir::RunDir;
+use crate::stats::{Stats, StatsSnapshot};
+use crate::summary::RunSummary;
+use crossbeam_channel::{bounded, RecvTimeoutError, Sender, TrySendError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// A cheap, cloneable sender of records to a [`Collector`].
+///
+/// The channel is bounded: [`send`](Self::send) blocks while it is full
+/// (backpressure, never an unbounded queue and never a dropped record);
+/// [`try_send`](Self::try_send) gives the record back instead.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    pub(crate) tx: Sender<Msg>,
+    pub(crate) stats: Arc<Stats>,
+}
+
+/// The collector has stopped; the record is given back.
+#[derive(Debug, thiserror::Error)]
+#[error("the collector has stopped")]
+pub struct Closed<T>(pub T);
+
+impl Handle {
+    /// Sends a record; blocks while the channel is full (backpressure).
+    // The error gives the record back unboxed: boxing would cost every send an allocation.
+    #[allow(clippy::result_large_err)]
+    pub fn send(&self, record: Record) -> Result<(), Closed<Record>> {
+        self.tx.send(Msg::Record(record)).map_err(|e| match e.into_inner() {
+            Msg::Record(r) => Closed(r),
+            _ => unreachable!("the message sent was a record"),
+        })
+    }
+
+    /// Sends a record if the channel has room; gives it back otherwise.
+    #[allow(clippy::result_large_err)] // see `send`
+    pub fn try_send(&self, record: Record) -> Result<(), TrySendError<Record>> {
+        self.tx.try_send(Msg::Record(record)).map_err(|e| match e {
+            TrySendError::Full(Msg::Record(r)) => TrySendError::Full(r),
+            TrySendError::Disconnected(Msg::Record(r)) => TrySendError::Disconnected(r),
+            _ => unreachable!("the message sent was a record"),
+        })
+    }
+
+    /// Sends decoded lines of one source (the NDJSON readers do).
+    pub(crate) fn send_batch(&self, batch: Batch) -> Result<(), Closed<()>> {
+        self.tx.send(Msg::Batch(batch)).map_err(|_| Closed(()))
+    }
+
+    /// Asks for a checkpoint and waits until it is done. On failure the rows
+    /// stay buffered and the error says why ([`Error::Checkpoint`]).
+    pub fn checkpoint(&self) -> Result<(), Error> {
+        let (ack, done) = bounded(1);
+        self.tx
+            .send(Msg::Checkpoint(Some(ack)))
+            .map_err(|_| Error::WorkerGone)?;
+        done.recv().map_err(|_| Error::WorkerGone)?
+    }
+
+    /// The collector's counters now.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Records which producers are connected now (listed in the manifest).
+    pub fn set_connected(&self, sources: Vec<String>) {
+        let _ = self.tx.send(Msg::Connected(sources));
+    }
+}
+
+/// The collector: a worker thread that buffers records and checkpoints them
+/// into a run directory. End it with [`close`](Self::close); dropping it does a
+/// best-effort final flush.
+#[must_use = "a Collector flushes on close or drop; keep it alive while producers send"]
+#[derive(Debug)]
+pub struct Collector {
+    pub(crate) handle: Handle,
+    pub(crate) thread: Option<JoinHandle<()>>,
+    pub(crate) run: RunDir,
+    pub(crate) drop_timeout: Duration,
+}
+
+impl Collector {
+    /// Starts configuring a collector writing runs under `out_dir`.
+    pub fn builder(out_dir: impl Into<PathBuf>) -> CollectorBuilder {
+        CollectorBuilder::new(out_dir.into())
+    }
+
+    /// A sender for producer threads.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Sends one record through the collector's own handle.
+    #[allow(clippy::result_large_err)] // see `Handle::send`
+    pub fn send(&self, record: Record) -> Result<(), Closed<Record>> {
+        self.handle.send(record)
+    }
+
+    /// Forces a checkpoint and waits for it.
+    pub fn checkpoint(&self) -> Result<(), Error> {
+        self.handle.checkpoint()
+    }
+
+    /// The collector's counters now.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.handle.stats()
+    }
+
+    /// The run directory.
+    pub fn run_dir(&self) -> &Path {
+        self.run.path()
+    }
+
+    /// The run id.
+    pub fn run_id(&self) -> &str {
+        self.run.id()
+    }
+
+    /// The run directory and the names in it.
+    pub fn run(&self) -> &RunDir {
+        &self.run
+    }
+
+    /// Drains every record sent so far, writes the final checkpoint,
+    /// `summary.json` and the final manifest (status `complete`), and returns
+    /// the summary once all of it is fsynced.
+    pub fn close(self) -> Result<RunSummary, Error> {
+        self.close_as(RunStatus::Complete)
+    }
+
+    /// Like [`close`](Self::close), recording `status` (e.g. `Interrupted`
+    /// after a signal) in the manifest.
+    pub fn close_as(mut self, status: RunStatus) -> Result<RunSummary, Error> {
+        self.shutdown(status, None)
+    }
+
+    fn shutdown(&mut self, status: RunStatus, timeout: Option<Duration>) -> Result<RunSummary, Error> {
+        let Some(thread) = self.thread.take() else {
+            return Err(Error::WorkerGone);
+        };
+        let (ack, done) = bounded(1);
+        if self.handle.tx.send(Msg::Shutdown { status, ack }).is_err() {
+            let _ = thread.join();
+            return Err(Error::WorkerGone);
+        }
+        let answer = match timeout {
+            None => done.recv().map_err(|_| Error::WorkerGone),
+            Some(t) => done.recv_timeout(t).map_err(|e| match e {
+                RecvTimeoutError::Timeout => Error::Timeout(t),
+                RecvTimeoutError::Disconnected => Error::WorkerGone,
+            }),
+        };
+        // On a timeout the worker is still flushing (or hung): leave it
+        // running rather than block forever.
+        let result = answer?;
+        let _ = thread.join();
+        result.map_err(|source| Error::FinalFlush {
+            run_dir: self.run.path().to_owned(),
+            source: Box::new(source),
+        })
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if self.thread.is_none() {
+            return;
+        }
+        let timeout = self.drop_timeout;
+        if let Err(e) = self.shutdown(RunStatus::Complete, Some(timeout)) {
+            tracing::error!(run_dir = %self.run.path().display(), "collector dropped without close(); final flush failed: {e}");
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Live aggregates kept by the worker as rows arrive (no file is re-read), and
+//! `summary.json` (SPEC §3).
+
+use crate::manifest::RunStatus;
+use crate::record::{ModelDecision, Record, RlEpisode, Trade};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A sum that stays exact to the last bits over many small floats
+/// (Neumaier's compensated summation), so per-pair profits match the engine's.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Sum {
+    sum: f64,
+    compensation: f64,
+}
+
+impl Sum {
+    fn add(&mut self, x: f64) {
+        let t = self.sum + x;
+        if self.sum.abs() >= x.abs() {
+            self.compensation += (self.sum - t) + x;
+        } else {
+            self.compensation += (x - t) + self.sum;
+        }
+        self.sum = t;
+    }
+    fn value(self) -> f64 {
+        self.sum + self.compensation
+    }
+}
+
+/// Count and profit of a group of trades.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    /// Trades in the group.
+    pub count: u64,
+    /// Sum of `profit_abs`.
+    pub profit_abs: f64,
+}
+
+/// Trade statistics. Wins are `profit_abs > 0`, losses `< 0`, draws `= 0`;
+/// trades without a profit count in `count` only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TradeStats {
+    /// Trades seen.
+    pub count: u64,
+    /// Trades with `profit_abs > 0`.
+    pub wins: u64,
+    /// Trades with `profit_abs < 0`.
+    pub losses: u64,
+    /// Trades with `profit_abs == 0`.
+    pub draws: u64,
+    /// wins / (wins + losses + draws), 0 without trades.
+    pub win_rate: f64,
+    /// Sum of `profit_abs`.
+    pub profit_abs_total: f64,
+    /// Mean of `profit_ratio` over trades that have one.
+    pub profit_ratio_mean: f64,
+    /// Per pair.
+    pub by_pair: BTreeMap<String, Group>,
+    /// Per exit reason.
+    pub by_exit_reason: BTreeMap<String, Group>,
+}
+
+/// RL episode statistics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeStats {
+    /// Episodes seen.
+    pub count: u64,
+    /// Mean of `total_reward`.
+    pub total_reward_mean: f64,
+    /// Smallest `total_reward`.
+    pub total_reward_min: Option<f64>,
+    /// Largest `total_reward`.
+    pub total_reward_max: Option<f64>,
+    /// Episode with the largest `total_reward`.
+    pub best_episode: Option<i64>,
+}
+
+/// Model decision statistics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DecisionStats {
+    /// Decisions seen.
+    pub count: u64,
+    /// Decisions per action index (`null` action counted as `"null"`).
+    pub by_action: BTreeMap<String, u64>,
+}
+
+/// The summary of a run: what `close` returns and `summary.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The run id.
+    pub run_id: String,
+    /// Run state at the time of writing.
+    pub status: RunStatus,
+    /// Rows per stream.
+    pub rows: BTreeMap<String, u64>,
+    /// Candle records seen.
+    pub candles: u64,
+    /// Lines rejected.
+    pub rejected: u64,
+    /// Data records these statistics cover (every `_seq` below this).
+    #[serde(default)]
+    pub records: u64,
+    /// Trade statistics.
+    pub trades: TradeStats,
+    /// RL episode statistics.
+    pub rl_episodes: EpisodeStats,
+    /// Model decision statistics.
+    pub model_decisions: DecisionStats,
+}
+
+/// The running sums behind a [`RunSummary`].
+#[derive(Debug, Default)]
+pub(crate) struct Aggregates {
+    trades: TradeStats,
+    profit_total: Sum,
+    by_pair: BTreeMap<String, Sum>,
+    by_exit: BTreeMap<String, Sum>,
+    ratio_sum: Sum,
+    ratio_count: u64,
+    episodes: EpisodeStats,
+    reward_sum: Sum,
+    decisions: DecisionStats,
+}
+
+impl Aggregates {
+    /// Restores the sums from a previous summary of the same run, so a resumed
+    /// run keeps counting where it stopped.
+    pub(crate) fn resume(prev: &RunSummary) -> Self {
+        let t = &prev.trades;
+        let mut a = Aggregates {
+            trades: t.clone(),
+            episodes: prev.rl_episodes.clone(),
+            decisions: prev.model_decisions.clone(),
+            ..Default::default()
+        };
+        a.profit_total.add(t.profit_abs_total);
+        for (k, g) in &t.by_pair {
+            a.by_pair.entry(k.clone()).or_default().add(g.profit_abs);
+        }
+        for (k, g) in &t.by_exit_reason {
+            a.by_exit.entry(k.clone()).or_default().add(g.profit_abs);
+        }
+        a.ratio_count = t.count;
+        a.ratio_sum.add(t.profit_ratio_mean * t.count as f64);
+        a.reward_sum
+            .add(prev.rl_episodes.total_reward_mean * prev.rl_episodes.count as f64);
+        a
+    }
+
+    /// Counts one record in the statistics it feeds (trades, episodes and
+    /// decisions; other records feed none). Used alike for live rows and for
+    /// rows replayed from the log.
+    pub(crate) fn account(&mut self, record: &Record) {
+        match record {
+            Record::Trade(t) => self.add_trade(t),
+            Record::RlEpisode(e) => self.add_episode(e),
+            Record::ModelDecision(d) => self.add_decision(d),
+            _ => {}
+        }
+    }
+
+    fn add_trade(&mut self, t: &Trade) {
+        let s = &mut self.trades;
+        s.count += 1;
+        let profit = t.profit_abs.filter(|p| !p.is_nan());
+        if let Some(p) = profit {
+            match p.partial_cmp(&0.0) {
+                Some(std::cmp::Ordering::Greater) => s.wins += 1,
+                Some(std::cmp::Ordering::Less) => s.losses += 1,
+                _ => s.draws += 1,
+            }
+            self.profit_total.add(p);
+        }
+        let p = profit.unwrap_or(0.0);
+        s.by_pair.entry(t.pair.clone()).or_default().count += 1;
+        self.by_pair.entry(t.pair.clone()).or_default().add(p);
+        let reason = t.exit_reason.clone().unwrap_or_else(|| "unknown".into());
+        s.by_exit_reason.entry(reason.clone()).or_default().count += 1;
+        self.by_exit.entry(reason).or_default().add(p);
+        if let Some(r) = t.profit_ratio.filter(|r| !r.is_nan()) {
+            self.ratio_sum.add(r);
+            self.ratio_count += 1;
+        }
+    }
+
+    fn add_episode(&mut self, e: &RlEpisode) {
+        let s = &mut self.episodes;
+        s.count += 1;
+        if let Some(r) = e.total_reward.filter(|r| !r.is_nan()) {
+            self.reward_sum.add(r);
+            s.total_reward_min = Some(s.total_reward_min.map_or(r, |m| m.min(r)));
+            if s.total_reward_max.is_none_or(|m| r > m) {
+                s.total_reward_max = Some(r);
+                s.best_episode = Some(e.episode);
+            }
+        }
+    }
+
+    fn add_decision(&mut self, d: &ModelDecision) {
+        self.decisions.count += 1;
+        let key = d.action.map_or_else(|| "null".to_owned(), |a| a.to_string());
+        *self.decisions.by_action.entry(key).or_default() += 1;
+    }
+
+    pub(crate) fn summary(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        rows: BTreeMap<String, u64>,
+        candles: u64,
+        rejected: u64,
+    ) -> RunSummary {
+        let mut trades = self.trades.clone();
+        let decided = trades.wins + trades.losses + trades.draws;
+        trades.win_rate = if decided > 0 {
+            trades.wins as f64 / decided as f64
+        } else {
+            0.0
+        };
+        trades.profit_abs_total = self.profit_total.value();
+        trades.profit_ratio_mean = if self.ratio_count > 0 {
+            self.ratio_sum.value() / self.ratio_count as f64
+        } else {
+            0.0
+        };
+        for (k, g) in trades.by_pair.iter_mut() {
+            g.profit_abs = self.by_pair.get(k).copied().unwrap_or_default().value();
+        }
+        for (k, g) in trades.by_exit_reason.iter_mut() {
+            g.profit_abs = self.by_exit.get(k).copied().unwrap_or_default().value();
+        }
+        let mut rl_episodes = self.episodes.clone();
+        let rewarded = rl_episodes.count.max(1) as f64;
+        rl_episodes.total_reward_mean = self.reward_sum.value() / rewarded;
+        RunSummary {
+            run_id: run_id.to_owned(),
+            status,
+            rows,
+            candles,
+            rejected,
+            records: 0,
+            trades,
+            rl_episodes,
+            model_decisions: self.decisions.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trade(pair: &str, profit: Option<f64>, reason: &str) -> Trade {
+        Trade {
+            pair: pair.into(),
+            profit_abs: profit,
+            profit_ratio: profit.map(|p| p / 10.0),
+            exit_reason: Some(reason.into()),
+            ..Trade::default()
+        }
+    }
+
+    #[test]
+    fn counts_wins_losses_draws_and_groups() {
+        let mut a = Aggregates::default();
+        a.add_trade(&trade("A", Some(1.0), "roi"));
+        a.add_trade(&trade("A", Some(-0.5), "stop_loss"));
+        a.add_trade(&trade("B", Some(0.0), "roi"));
+        a.add_trade(&trade("B", None, "roi"));
+        let s = a.summary("r", RunStatus::Complete, BTreeMap::new(), 0, 0);
+        let t = &s.trades;
+        assert_eq!((t.count, t.wins, t.losses, t.draws), (4, 1, 1, 1));
+        assert!((t.win_rate - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(t.profit_abs_total, 0.5);
+        assert_eq!(
+            t.by_pair["A"],
+            Group {
+                count: 2,
+                profit_abs: 0.5
+            }
+        );
+        assert_eq!(t.by_exit_reason["roi"].count, 3);
+        assert!((t.profit_ratio_mean - 0.05 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn episodes_track_best() {
+        let mut a = Aggregates::default();
+        for (ep, r) in [(1, 2.0), (2, 9.0), (3, -1.0)] {
+            a.add_episode(&RlEpisode {
+                episode: ep,
+                total_reward: Some(r),
+                ..RlEpisode::default()
+            });
+        }
+        let e = a.summary("r", RunStatus::Complete, BTreeMap::new(), 0, 0).rl_episodes;
+        assert_eq!(
+            (e.count, e.best_episode, e.total_reward_min, e.total_reward_max),
+            (3, Some(2), Some(-1.0), Some(9.0))
+        );
+        assert!((e.total_reward_mean - 10.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn compensated_sum_is_exact_where_naive_is_not() {
+        let mut s = Sum::default();
+        for x in [1e16, 1.0, -1e16] {
+            s.add(x);
+        }
+        assert_eq!(s.value(), 1.0);
+    }
+}

@@ -1,0 +1,176 @@
+//! Helpers for tests that check what a run stored (feature `test-util`):
+//! read part files back with the parquet crate, list `_seq`s, wait for a
+//! condition. Used by this crate's and the CLI's integration tests, and
+//! available to engines that embed the collector.
+
+use crate::manifest::Manifest;
+use crate::run_dir::RunDir;
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
+use arrow_array::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Reads one Parquet file; panics with the path when it is not readable.
+pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap_or_else(|e| panic!("{} is not a readable parquet file: {e}", path.display()))
+        .build()
+        .expect("a reader over a valid file")
+        .map(|b| b.expect("a readable row group"))
+        .collect()
+}
+
+/// The manifest of the run at `run_dir`; panics when there is none.
+pub fn manifest(run_dir: &Path) -> Manifest {
+    RunDir::at(run_dir)
+        .and_then(|r| r.load_manifest())
+        .unwrap_or_else(|e| panic!("manifest of {}: {e}", run_dir.display()))
+}
+
+/// Every `_seq` stored in the run's Parquet files (as the manifest lists
+/// them), of one stream or of all, sorted.
+pub fn stored_seqs(run_dir: &Path, stream: Option<&str>) -> Vec<u64> {
+    let m = manifest(run_dir);
+    let mut out = Vec::new();
+    for (name, s) in &m.streams {
+        if stream.is_some_and(|want| want != name) {
+            continue;
+        }
+        for f in s.files.iter().filter(|f| f.format == "parquet") {
+            for b in read_parquet(&run_dir.join(&f.path)) {
+                let col = b
+                    .column_by_name("_seq")
+                    .expect("a _seq column")
+                    .as_primitive::<UInt64Type>();
+                out.extend(col.values().iter().copied());
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Asserts `seqs` is exactly `0..n`: gap-free and unique.
+pub fn assert_gap_free(seqs: &[u64], n: u64) {
+    assert_eq!(seqs.len() as u64, n, "row count");
+    for (i, s) in seqs.iter().enumerate() {
+        assert_eq!(*s, i as u64, "_seq must be gap-free and unique");
+    }
+}
+
+/// Published Parquet parts in `dir` (no dot-temp names), sorted.
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return vec![] };
+    let mut v: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            n.starts_with("part-") && n.ends_with(".parquet")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Polls `cond` every 20 ms for up to `secs` seconds; its last answer.
+pub fn wait_for(secs: f64, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// `_seq` and the values of the integer `columns` of every stored row of
+/// `stream` (Parquet parts, as the manifest lists them), sorted by `_seq`.
+pub fn stored_int_rows(run_dir: &Path, stream: &str, columns: &[&str]) -> Vec<(u64, Vec<i64>)> {
+    use arrow_array::types::Int64Type;
+    let m = manifest(run_dir);
+    let files = m.streams.get(stream).map(|s| s.files.as_slice()).unwrap_or_default();
+    let mut rows = Vec::new();
+    for f in files.iter().filter(|f| f.format == "parquet") {
+        for b in read_parquet(&run_dir.join(&f.path)) {
+            let seq = b
+                .column_by_name("_seq")
+                .expect("a _seq column")
+                .as_primitive::<UInt64Type>();
+            let cols: Vec<_> = columns
+                .iter()
+                .map(|c| {
+                    b.column_by_name(c)
+                        .unwrap_or_else(|| panic!("no column {c}"))
+                        .as_primitive::<Int64Type>()
+                })
+                .collect();
+            for r in 0..b.num_rows() {
+                rows.push((seq.value(r), cols.iter().map(|c| c.value(r)).collect()));
+            }
+        }
+    }
+    rows.sort_unstable();
+    rows
+}
+
+/// A real, small tmpfs mounted for a test, unmounted on drop: a disk that
+/// really fills up.
+#[derive(Debug)]
+pub struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (such as `"3m"`) at `path` (created). `None`,
+    /// with a line saying why, where mounting is not permitted (not root).
+    pub fn mount(path: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(path).expect("create the mount point");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs { path: path.to_owned() }),
+            Ok(o) => {
+                println!(
+                    "SKIPPED: cannot mount a tmpfs here: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                println!("SKIPPED: no mount command: {e}");
+                None
+            }
+        }
+    }
+
+    /// Fills the filesystem with a ballast file until only `leave` bytes are
+    /// free (0: to the last byte). Returns the ballast's path.
+    pub fn fill(&self, leave: u64) -> PathBuf {
+        use std::io::Write;
+        let path = self.path.join("ballast");
+        let mut ballast = std::fs::File::create(&path).expect("create the ballast");
+        let chunk = vec![0u8; 4096];
+        while ballast.write_all(&chunk).is_ok() {}
+        while ballast.write_all(&chunk[..1]).is_ok() {}
+        let len = ballast.metadata().expect("ballast metadata").len();
+        ballast.set_len(len.saturating_sub(leave)).expect("shrink the ballast");
+        ballast.sync_all().expect("fsync the ballast");
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.path).status();
+    }
+}

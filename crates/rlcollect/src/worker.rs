@@ -1,0 +1,72 @@
+//! The worker thread: a loop that feeds an [`ActiveRun`] from the channel
+//! and a ticker, and nothing else.
+//!
+//! Shutdown is a handshake: `Shutdown` queues behind every record already
+//! sent; the worker drains, does the final flush (summary and manifest
+//! fsynced) and only then answers. If every sender is gone without a
+//! `Shutdown`, the run ends as `complete`, as on drop.
+
+use crate::active_run::ActiveRun;
+use crate::error::Error;
+use crate::manifest::RunStatus;
+use crate::message::Msg;
+use crate::run_dir::RunLock;
+use crate::schedule::Trigger;
+use crossbeam_channel::{select, tick, Receiver};
+
+/// The worker: the run it drives, its inbox, and the run's lock, held until
+/// the loop ends.
+pub(crate) struct Worker {
+    run: ActiveRun,
+    inbox: Receiver<Msg>,
+    _lock: RunLock,
+}
+
+impl Worker {
+    pub(crate) fn new(run: ActiveRun, inbox: Receiver<Msg>, lock: RunLock) -> Self {
+        Worker {
+            run,
+            inbox,
+            _lock: lock,
+        }
+    }
+
+    /// Runs until `Shutdown`, or until every sender is gone.
+    pub(crate) fn run(mut self) {
+        let ticker = tick(self.run.tick_every());
+        loop {
+            select! {
+                recv(self.inbox) -> msg => match msg {
+                    Ok(Msg::Shutdown { status, ack }) => {
+                        let _ = ack.send(self.run.finish(status));
+                        return;
+                    }
+                    Ok(msg) => self.handle(msg),
+                    Err(_) => {
+                        if let Err(e) = self.run.finish(RunStatus::Complete) {
+                            tracing::error!("final flush after the last sender left failed: {e}");
+                        }
+                        return;
+                    }
+                },
+                recv(ticker) -> _ => {}
+            }
+            self.run.tick();
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Record(record) => self.run.accept_record(record),
+            Msg::Batch(batch) => self.run.accept_batch(batch),
+            Msg::Checkpoint(ack) => {
+                let result: Result<(), Error> = self.run.checkpoint(Trigger::Requested);
+                if let Some(ack) = ack {
+                    let _ = ack.send(result);
+                }
+            }
+            Msg::Connected(sources) => self.run.set_connected(sources),
+            Msg::Shutdown { .. } => unreachable!("handled by the loop"),
+        }
+    }
+}
