@@ -441,6 +441,27 @@ class Collector:
             log.error("rlcollect: cannot spool records (%s); they are lost", e)
 
 
+_SHARED: Dict[tuple, Collector] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_collector(out: str = "analysis_data", run: Optional[str] = None, **kwargs: Any) -> Collector:
+    """This process's ``Collector`` for ``out``/``run``, made on the first call.
+
+    Every later call (another strategy instance, a thread, a helper) gets the
+    same one, so a process joins the run's sidecar once. A forked child has
+    another pid and makes its own. The registry lives here, not on the caller's
+    object, so objects that get pickled (a hyperopt strategy) hold no collector.
+    """
+    run = run or os.environ.get("RLCOLLECT_RUN") or default_run_id()
+    key = (os.getpid(), str(Path(out).resolve()), run)
+    with _SHARED_LOCK:
+        collector = _SHARED.get(key)
+        if collector is None or collector._closed:
+            collector = _SHARED[key] = Collector(out, run, **kwargs)
+        return collector
+
+
 def _other_producers(connected: list, source: str) -> tuple:
     """The manifest's connected producers other than this client, split into
     named ones and unnamed connections (``conn-<n>``, no hello read yet).
