@@ -454,11 +454,18 @@ def shared_collector(out: str = "analysis_data", run: Optional[str] = None, **kw
     object, so objects that get pickled (a hyperopt strategy) hold no collector.
     """
     run = run or os.environ.get("RLCOLLECT_RUN") or default_run_id()
-    key = (os.getpid(), str(Path(out).resolve()), run)
+    # Looked up as given first: callbacks call this once per candle, and
+    # resolving the path costs tens of microseconds.
+    given = (os.getpid(), str(out), run)
+    collector = _SHARED.get(given)
+    if collector is not None and not collector._closed:
+        return collector
+    key = (given[0], str(Path(out).resolve()), run)
     with _SHARED_LOCK:
         collector = _SHARED.get(key)
         if collector is None or collector._closed:
-            collector = _SHARED[key] = Collector(out, run, **kwargs)
+            collector = Collector(out, run, **kwargs)
+        _SHARED[key] = _SHARED[given] = collector
         return collector
 
 
