@@ -7,8 +7,8 @@ hooks, and notebook loaders.
     frames = load("analysis_data/my-run")   # {stream: polars.LazyFrame}
 """
 
-from .client import Collector, encode, find_binary
+from .client import Collector, encode, find_binary, shared_collector
 from .loaders import load, load_pandas, runs
 
-__all__ = ["Collector", "encode", "find_binary", "load", "load_pandas", "runs"]
+__all__ = ["Collector", "encode", "find_binary", "shared_collector", "load", "load_pandas", "runs"]
 __version__ = "0.1.0"

@@ -237,6 +237,13 @@ class Collector:
                 raise RuntimeError(f"rlcollect run exited with code {code} (see its messages above): {' '.join(cmd)}")
             probe = _connect(sock_path)
             if probe is not None:
+                # The sidecar may list the probe among the connected producers
+                # (in a manifest) after it left; named as us, close() does not
+                # take it for another producer and stop waiting.
+                try:
+                    probe.sendall(encode({"stream": "control", "op": "hello", "source": self.source}))
+                except OSError:
+                    pass
                 probe.close()
                 return
             if time.monotonic() > deadline:
@@ -353,7 +360,7 @@ class Collector:
         unless other producers are still connected to it (it then goes on
         without us). True when it finished."""
         deadline = time.monotonic() + timeout
-        others_seen = 0
+        named_seen = unnamed_seen = 0
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 return True
@@ -361,9 +368,13 @@ class Collector:
                 connected = json.loads((self.run_dir / "manifest.json").read_text()).get("connected", [])
             except (OSError, ValueError):
                 connected = []
-            others = [c for c in connected if c != self.source]
-            others_seen = others_seen + 1 if others else 0
-            if others_seen >= 5:  # stable for a while, not a passing probe
+            named, unnamed = _other_producers(connected, self.source)
+            named_seen = named_seen + 1 if named else 0
+            unnamed_seen = unnamed_seen + 1 if unnamed and not named else 0
+            # A named producer is another client: stable for 0.1 s, not a
+            # passing one. An unnamed connection may be our own readiness probe
+            # that a busy sidecar has not yet seen leave: believe it after 5 s.
+            if named_seen >= 5 or unnamed_seen >= 250:
                 return False
             time.sleep(0.02)
         log.error("rlcollect: the sidecar (pid %s) did not finish within %s s", self._pid, timeout)
@@ -428,6 +439,43 @@ class Collector:
             self._spool.flush()
         except OSError as e:  # pragma: no cover - a full disk under the strategy
             log.error("rlcollect: cannot spool records (%s); they are lost", e)
+
+
+_SHARED: Dict[tuple, Collector] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_collector(out: str = "analysis_data", run: Optional[str] = None, **kwargs: Any) -> Collector:
+    """This process's ``Collector`` for ``out``/``run``, made on the first call.
+
+    Every later call (another strategy instance, a thread, a helper) gets the
+    same one, so a process joins the run's sidecar once. A forked child has
+    another pid and makes its own. The registry lives here, not on the caller's
+    object, so objects that get pickled (a hyperopt strategy) hold no collector.
+    """
+    run = run or os.environ.get("RLCOLLECT_RUN") or default_run_id()
+    # Looked up as given first: callbacks call this once per candle, and
+    # resolving the path costs tens of microseconds.
+    given = (os.getpid(), str(out), run)
+    collector = _SHARED.get(given)
+    if collector is not None and not collector._closed:
+        return collector
+    key = (given[0], str(Path(out).resolve()), run)
+    with _SHARED_LOCK:
+        collector = _SHARED.get(key)
+        if collector is None or collector._closed:
+            collector = Collector(out, run, **kwargs)
+        _SHARED[key] = _SHARED[given] = collector
+        return collector
+
+
+def _other_producers(connected: list, source: str) -> tuple:
+    """The manifest's connected producers other than this client, split into
+    named ones and unnamed connections (``conn-<n>``, no hello read yet).
+    ``stdin`` is always the spawner, this client, before its hello is read."""
+    others = [c for c in connected if c not in (source, "stdin")]
+    unnamed = [c for c in others if c.startswith("conn-") and c[5:].isdigit()]
+    return [c for c in others if c not in unnamed], unnamed
 
 
 def _peer_pid(sock) -> Optional[int]:
