@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command (README "Run the tests"; .ci/run calls it):
-# format, lints, every Rust test, then the Python reader tests in a venv.
+# format, lints, every Rust test, the Python package (binary + client) built
+# and installed as a user installs it, then the Python tests in venvs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -13,12 +14,28 @@ cargo clippy --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --all-targets
 
-echo "== python reader tests (venv: $VENV)"
+PIP=(-m pip install --quiet --disable-pip-version-check)
+SCRATCH="$(mktemp -d)"
+trap 'rm -rf "$SCRATCH"' EXIT
+
+# The user's install, in a brand-new venv: `pip install ./python` builds the
+# rlcollect binary with maturin and installs it beside the client
+# (tests/python/test_packaging.py then runs a Collector there without RLCOLLECT_BIN).
+echo "== pip install ./python (fresh venv) and the wheel (maturin build)"
+FRESH="$SCRATCH/fresh-venv"
+python3 -m venv "$FRESH"
+"$FRESH/bin/python" "${PIP[@]}" ./python
+WHEELS="$SCRATCH/wheels"
+"$FRESH/bin/python" -m pip wheel --quiet --disable-pip-version-check --no-deps ./python -w "$WHEELS"
+WHEEL="$(ls "$WHEELS"/rlcollect-*.whl)"
+echo "built $(basename "$WHEEL")"
+
+echo "== python tests (venv: $VENV)"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check pytest pyarrow polars duckdb pandas numpy gymnasium orjson
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./python
+"$VENV/bin/python" "${PIP[@]}" pytest pyarrow polars duckdb pandas numpy gymnasium orjson
+"$VENV/bin/python" "${PIP[@]}" --force-reinstall --no-deps "$WHEEL"
 
 # A real Freqtrade (own venv: it pins its own pandas/numpy) for the end-to-end tests,
 # with what FreqAI's LightGBMRegressor needs (lightgbm, scikit-learn, datasieve; FreqAI
@@ -29,9 +46,10 @@ FT_VENV="${RLCOLLECT_FREQTRADE_VENV:-$HOME/.cache/rlcollect-freqtrade-venv}"
 if [ ! -x "$FT_VENV/bin/python" ]; then
   python3 -m venv "$FT_VENV"
 fi
-"$FT_VENV/bin/python" -m pip install --quiet --disable-pip-version-check freqtrade \
-  lightgbm scikit-learn datasieve xgboost-cpu optuna cmaes filelock
-"$FT_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./python
+"$FT_VENV/bin/python" "${PIP[@]}" freqtrade lightgbm scikit-learn datasieve xgboost-cpu optuna cmaes filelock
+"$FT_VENV/bin/python" "${PIP[@]}" --force-reinstall --no-deps "$WHEEL"
 
+# The client tests run the debug binary (debug assertions on); the packaging
+# test runs the installed one.
 RLCOLLECT_BIN="$CARGO_TARGET_DIR/debug/rlcollect" FREQTRADE_PYTHON="$FT_VENV/bin/python" \
-  "$VENV/bin/python" -m pytest -q tests/python
+  RLCOLLECT_FRESH_VENV="$FRESH" "$VENV/bin/python" -m pytest -q tests/python

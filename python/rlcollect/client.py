@@ -17,7 +17,6 @@ import datetime as _dt
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import socket as _socket
@@ -107,7 +106,9 @@ def encode(record: Dict[str, Any]) -> bytes:
 
 
 def find_binary() -> str:
-    """The ``rlcollect`` executable: ``RLCOLLECT_BIN``, then ``PATH``."""
+    """The ``rlcollect`` executable: ``RLCOLLECT_BIN``, then ``PATH``, then the
+    one ``pip install`` put beside this package (the environment's scripts
+    folder, which is not on ``PATH`` when a venv's Python runs unactivated)."""
     env = os.environ.get("RLCOLLECT_BIN")
     if env:
         if os.access(env, os.X_OK):
@@ -116,10 +117,27 @@ def find_binary() -> str:
     found = shutil.which("rlcollect")
     if found:
         return found
+    for scheme in _install_schemes():
+        candidate = os.path.join(scheme, "rlcollect")
+        if os.access(candidate, os.X_OK):
+            return candidate
     raise FileNotFoundError(
-        "the rlcollect binary was not found. Build it with `cargo build --release` in the rlcollect "
-        "repository, then set RLCOLLECT_BIN=/path/to/rlcollect/target/release/rlcollect or put it on PATH."
+        "the rlcollect binary was not found. `pip install ./python` (from the rlcollect repository) installs "
+        "it with this client; or set RLCOLLECT_BIN=/path/to/rlcollect, or put it on PATH."
     )
+
+
+def _install_schemes() -> list:
+    """Scripts folders where pip may have installed the binary: this
+    interpreter's environment, then the user scheme (``pip install --user``)."""
+    import sysconfig
+
+    folders = [sysconfig.get_path("scripts")]
+    try:
+        folders.append(sysconfig.get_path("scripts", f"{os.name}_user"))
+    except KeyError:  # pragma: no cover - platforms without a user scheme
+        pass
+    return [f for f in folders if f]
 
 
 def default_run_id() -> str:

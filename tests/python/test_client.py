@@ -322,11 +322,23 @@ def test_loaders_list_runs_and_give_pandas(tmp_path):
         load(tmp_path / "nope")
 
 
-def test_a_missing_binary_says_how_to_build_it(tmp_path, monkeypatch):
+def test_a_missing_binary_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.delenv("RLCOLLECT_BIN")
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="cargo build --release"):
+    # Not in this environment's scripts folder either (pip install puts it there).
+    monkeypatch.setattr(rlcollect.client, "_install_schemes", lambda: [str(tmp_path)])
+    with pytest.raises(FileNotFoundError, match=r"pip install \./python"):
         Collector(tmp_path, "r")
+
+
+def test_the_binary_pip_installed_beside_the_client_is_found_without_path(tmp_path, monkeypatch):
+    monkeypatch.delenv("RLCOLLECT_BIN")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "rlcollect").symlink_to(os.path.abspath(BIN))
+    monkeypatch.setattr(rlcollect.client, "_install_schemes", lambda: [str(tmp_path / "none"), str(scripts)])
+    assert rlcollect.find_binary() == str(scripts / "rlcollect")
 
 
 def test_encode_writes_python_nan_tokens_and_compact_json():

@@ -6,6 +6,7 @@ pub mod run;
 pub mod status;
 pub mod summary;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Logs go to stderr only; stdout belongs to the user. `RUST_LOG` filters.
@@ -15,6 +16,8 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not in a strategy's log file.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }
