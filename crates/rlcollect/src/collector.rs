@@ -57,6 +57,14 @@ impl Handle {
         self.tx.send(Msg::Batch(batch)).map_err(|_| Closed(()))
     }
 
+    /// A ring reader drained ring `name` to `end` and its producer is gone.
+    pub(crate) fn ring_ended(&self, name: &str, end: u64) {
+        let _ = self.tx.send(Msg::RingEnded {
+            name: name.to_owned(),
+            end,
+        });
+    }
+
     /// Asks for a checkpoint and waits until it is done. On failure the rows
     /// stay buffered and the error says why ([`Error::Checkpoint`]).
     pub fn checkpoint(&self) -> Result<(), Error> {

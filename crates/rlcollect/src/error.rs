@@ -49,7 +49,7 @@ pub enum DecodeError {
     #[error("field {0} is reserved for the collector")]
     ReservedField(String),
     /// A control record with an unknown or missing `op`.
-    #[error("unknown control op {0:?} (expected \"checkpoint\" or \"hello\")")]
+    #[error("unknown control op {0:?} (expected \"checkpoint\", \"hello\" or \"bye\")")]
     UnknownControl(String),
     /// The line is longer than the configured maximum.
     #[error("line is {len} bytes, over the limit of {max} bytes")]

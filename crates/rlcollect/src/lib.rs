@@ -29,7 +29,9 @@
 //!
 //! The library installs no signal handler and never writes to stdout; it
 //! logs through `tracing`. The `rlcollect` binary (crate `rlcollect-cli`) runs
-//! the same engine as a sidecar process fed NDJSON ([`ingest`]).
+//! the same engine as a sidecar process fed NDJSON and shared-memory rings
+//! ([`ingest`]); an engine that must survive its own crash hands records to
+//! that sidecar with a [`Producer`] instead of linking a `Collector`.
 
 #![warn(missing_docs)]
 
@@ -49,10 +51,12 @@ mod json;
 mod manifest;
 mod message;
 mod part_file;
+mod producer;
 mod publisher;
 mod record;
 mod recover;
 mod rejected_log;
+mod ring;
 mod run_dir;
 mod schedule;
 mod schema;
@@ -70,6 +74,7 @@ pub use collector::{Closed, Collector, Handle};
 pub use error::{DecodeError, Error};
 pub use manifest::{FileEntry, Manifest, RunStatus, SchemaField, StreamEntry};
 pub use part_file::{Format, META_FIRST_SEQ, META_LAST_SEQ, META_RUN_ID};
+pub use producer::{Producer, ProducerBuilder};
 pub use record::{
     is_valid_user_stream, Candle, Control, ModelDecision, Prediction, Record, RlEpisode, SignalPropagation, Trade,
     UserRecord,

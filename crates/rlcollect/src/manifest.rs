@@ -104,6 +104,10 @@ pub struct Manifest {
     pub connected: Vec<String>,
     /// Per-stream files and schema.
     pub streams: BTreeMap<String, StreamEntry>,
+    /// For each ring (its path in the run directory), the absolute offset
+    /// below which every frame's rows are published (SPEC §6).
+    #[serde(default)]
+    pub rings: BTreeMap<String, u64>,
 }
 
 impl Manifest {
@@ -140,6 +144,7 @@ impl Manifest {
             sources: Default::default(),
             connected: Vec::new(),
             streams: Default::default(),
+            rings: Default::default(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! What producers send the worker through its bounded channel.
 
+use crate::active_run::RingMark;
 use crate::error::Error;
 use crate::manifest::RunStatus;
 use crate::record::Record;
@@ -32,6 +33,8 @@ pub(crate) struct Batch {
     pub raw: Vec<u8>,
     /// One range of `raw` per `Ingested::Record` item, in order.
     pub spans: Vec<std::ops::Range<usize>>,
+    /// The ring the lines came from and the offset after the last of them.
+    pub ring: Option<RingMark>,
 }
 
 /// A message to the worker.
@@ -45,6 +48,8 @@ pub(crate) enum Msg {
     Checkpoint(Option<Sender<Result<(), Error>>>),
     /// The producers connected now (listed in the manifest).
     Connected(Vec<String>),
+    /// A reader drained a ring to this offset and its producer is gone.
+    RingEnded { name: String, end: u64 },
     /// End the run with this status after everything queued before it.
     Shutdown {
         status: RunStatus,

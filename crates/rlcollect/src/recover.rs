@@ -25,7 +25,8 @@ use crate::run_dir::{RunDir, RunLock};
 use crate::schedule::CheckpointPolicy;
 use crate::stats::Stats;
 use crate::summary::{Aggregates, RunSummary};
-use crate::wal::{scan_segment, truncate_torn_tail, WalEntry};
+use crate::timestamp::Timestamp;
+use crate::wal::{read_segment, truncate_torn_tail, BatchEntry, Logged};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -153,52 +154,77 @@ impl Replay {
     fn segment(&mut self, path: &Path, report: &mut RecoveryReport) -> Result<(), Error> {
         report.segments += 1;
         let bytes = std::fs::read(path).map_err(Error::io(format!("read {}", path.display())))?;
-        let scan = scan_segment(&bytes);
-        if scan.valid_len < bytes.len() {
-            let cut = bytes.len() - scan.valid_len;
-            tracing::warn!(segment = %path.display(), offset = scan.valid_len, bytes = cut, "truncating a torn log tail");
-            truncate_torn_tail(path, scan.valid_len)?;
+        let read = read_segment(&bytes);
+        if read.valid_len < bytes.len() {
+            let cut = bytes.len() - read.valid_len;
+            tracing::warn!(segment = %path.display(), offset = read.valid_len, bytes = cut, "truncating a torn log tail");
+            truncate_torn_tail(path, read.valid_len)?;
             report.truncated_bytes += cut as u64;
         }
-        if scan.corrupt > 0 {
-            tracing::warn!(segment = %path.display(), frames = scan.corrupt, "skipping corrupt log frames");
+        if read.corrupt > 0 {
+            tracing::warn!(segment = %path.display(), frames = read.corrupt, "skipping corrupt log frames");
         }
-        report.corrupt_records += scan.corrupt as u64;
-        for (offset, range) in scan.frames {
-            match self.frame(&bytes[range]) {
-                Frame::Replayed => report.replayed += 1,
-                Frame::AlreadyPublished => {}
-                Frame::Undecodable => {
-                    tracing::warn!(segment = %path.display(), offset, "skipping a log entry that does not decode");
-                    report.corrupt_records += 1;
-                }
+        report.corrupt_records += read.corrupt as u64;
+        for (offset, logged) in read.entries {
+            let (replayed, undecodable) = match logged {
+                Logged::Batch(batch) => self.batch(&batch),
+                Logged::Row(row) => match self.line(row.seq, row.json, row.source, row.ingested_at) {
+                    Line::Replayed => (1, 0),
+                    Line::AlreadyPublished => (0, 0),
+                    Line::Undecodable => (0, 1),
+                },
+                Logged::Undecodable => (0, 1),
+            };
+            if undecodable > 0 {
+                tracing::warn!(segment = %path.display(), offset, lines = undecodable, "skipping logged lines that do not decode");
             }
+            report.replayed += replayed;
+            report.corrupt_records += undecodable;
         }
         Ok(())
     }
 
-    /// Replays one frame's payload.
-    fn frame(&mut self, payload: &[u8]) -> Frame {
-        let Some(entry) = WalEntry::decode(payload) else {
-            return Frame::Undecodable;
-        };
-        if entry.seq < self.next_expected {
-            return Frame::AlreadyPublished;
+    /// Replays a batch frame's lines, and where it ended in its ring.
+    /// Returns (lines replayed, lines that do not decode).
+    fn batch(&mut self, batch: &BatchEntry<'_>) -> (u64, u64) {
+        let (mut replayed, mut undecodable) = (0, 0);
+        for (i, line) in batch.lines.iter().enumerate() {
+            let seq = batch.first_seq + i as u64;
+            let result = match line {
+                Some(line) => self.line(seq, line, batch.source, batch.ingested_at),
+                None => Line::Undecodable,
+            };
+            match result {
+                Line::Replayed => replayed += 1,
+                Line::AlreadyPublished => {}
+                Line::Undecodable => undecodable += 1,
+            }
         }
-        let Ok(record) = Record::from_json(entry.json) else {
-            return Frame::Undecodable;
+        if let Some(ring) = batch.ring {
+            let bound = batch.first_seq + u64::from(batch.lines.len());
+            self.run.replay_ring(ring.ring, ring.end, bound);
+        }
+        (replayed, undecodable)
+    }
+
+    /// Replays one logged line under its original `_seq`.
+    fn line(&mut self, seq: u64, json: &[u8], source: &str, at: Timestamp) -> Line {
+        if seq < self.next_expected {
+            return Line::AlreadyPublished;
+        }
+        let Ok(record) = Record::from_json(json) else {
+            return Line::Undecodable;
         };
-        let in_summary = entry.seq >= self.counted_through;
-        self.run
-            .replay(&record, entry.seq, entry.source, entry.ingested_at, in_summary);
+        let in_summary = seq >= self.counted_through;
+        self.run.replay(&record, seq, source, at, in_summary);
         self.run.maybe_checkpoint();
-        self.next_expected = entry.seq + 1;
-        Frame::Replayed
+        self.next_expected = seq + 1;
+        Line::Replayed
     }
 }
 
-/// What became of one log frame.
-enum Frame {
+/// What became of one logged line.
+enum Line {
     Replayed,
     /// Published before the crash, or a repeat of a row replayed already.
     AlreadyPublished,

@@ -66,6 +66,7 @@ impl Worker {
                 }
             }
             Msg::Connected(sources) => self.run.set_connected(sources),
+            Msg::RingEnded { name, end } => self.run.ring_ended(&name, end),
             Msg::Shutdown { .. } => unreachable!("handled by the loop"),
         }
     }

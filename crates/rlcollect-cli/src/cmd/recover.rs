@@ -1,6 +1,7 @@
 //! `rlcollect recover RUN_DIR`: replay a dead collector's write-ahead log.
 
 use anyhow::{Context, Result};
+use rlcollect::ingest::{ingest_spools, Readers, StopGate};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,25 +34,40 @@ pub fn recover(args: RecoverArgs) -> Result<ExitCode> {
             report.status_before
         );
     }
-    ingest_spools(&args.run_dir)?;
+    ingest_leftovers(&args.run_dir)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ingests the spool files clients wrote while the sidecar was gone, keeping
-/// the run's status `recovered`.
-fn ingest_spools(run_dir: &std::path::Path) -> Result<()> {
+/// Reads what producers left outside the log: the frames of their rings
+/// that no part holds yet, and the spool files they wrote while the sidecar
+/// was gone. Keeps the run's status `recovered`.
+fn ingest_leftovers(run_dir: &std::path::Path) -> Result<()> {
     let run = rlcollect::RunDir::at(run_dir)?;
-    if run.spools().is_empty() {
+    let rings = run.rings();
+    if run.spools().is_empty() && rings.is_empty() {
         return Ok(());
     }
     let collector = rlcollect::Collector::builder(run.out())
         .run_id(run.id())
         .source("spool")
         .build()
-        .context("opening the run to ingest spool files")?;
-    let rows = rlcollect::ingest::ingest_spools(&collector.handle(), collector.run(), Default::default())
-        .context("ingesting spool files")?;
+        .context("opening the run to read its rings and spool files")?;
+    let readers = Readers::new(collector.handle(), collector.run(), Default::default(), StopGate::new());
+    let mut from_rings = 0;
+    for name in &rings {
+        // Drain what is there; a producer that still lives keeps its ring.
+        let (_, counts) = readers
+            .adopt(name, false)
+            .with_context(|| format!("reading ring {name}"))?;
+        from_rings += counts.records;
+    }
+    let spooled =
+        ingest_spools(&collector.handle(), collector.run(), Default::default()).context("ingesting spool files")?;
     collector.close_as(rlcollect::RunStatus::Recovered)?;
-    eprintln!("rlcollect: ingested {rows} spooled records into {}", run_dir.display());
+    eprintln!(
+        "rlcollect: read {from_rings} records from {} rings and {spooled} spooled records into {}",
+        rings.len(),
+        run_dir.display()
+    );
     Ok(())
 }

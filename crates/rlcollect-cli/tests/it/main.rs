@@ -3,6 +3,7 @@
 //! temp dir. Shared helpers: `rlcollect::testing`.
 
 mod durability;
+mod handoff;
 mod sidecar;
 
 pub use rlcollect::testing::*;

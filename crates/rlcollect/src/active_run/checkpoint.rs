@@ -61,6 +61,7 @@ impl ActiveRun {
             .filter_map(StreamBuffer::first_pending_seq)
             .min()
             .unwrap_or(self.next_seq);
+        self.manifest.rings = self.rings.published(self.manifest.published_seq);
         let published = published?;
         if published > 0 {
             self.manifest.checkpoints += 1;
@@ -74,6 +75,7 @@ impl ActiveRun {
             self.publisher.store_summary(&self.summary(self.manifest.status))?;
         }
         self.publisher.store_manifest(&mut self.manifest)?;
+        self.rings_published();
         // Only now, with the manifest naming the parts fsynced, may the log of
         // those rows go.
         if let Some(log) = self.log.as_mut() {
@@ -83,6 +85,15 @@ impl ActiveRun {
         Ok(published)
     }
 
+    /// The manifest naming the rings' published offsets is stored: producers
+    /// may reuse that space, and drained rings of gone producers go.
+    fn rings_published(&mut self) {
+        self.rings.manifest_stored();
+        for name in self.rings.retire(self.publisher.run()) {
+            self.manifest.rings.remove(&name);
+        }
+    }
+
     /// The final flush: every row published, then the status, summary and
     /// manifest. If it fails the status stays `running`, which marks the run
     /// for recovery, and the log stays.
@@ -90,6 +101,9 @@ impl ActiveRun {
         self.schedule.clear_backoff();
         if let Some(log) = self.log.as_mut() {
             let result = log.wal.sync();
+            if result.is_ok() {
+                self.rings.log_synced();
+            }
             self.note_log_result(result);
         }
         self.checkpoint(Trigger::Final)?;
@@ -98,6 +112,7 @@ impl ActiveRun {
         let summary = self.summary(status);
         self.publisher.store_summary(&summary)?;
         self.publisher.store_manifest(&mut self.manifest)?;
+        self.rings_published();
         // Every row is published and the manifest says so: the log has done its job.
         if self.log.take().is_some() {
             self.publisher.run().remove_wal()?;

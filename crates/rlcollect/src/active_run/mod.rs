@@ -5,8 +5,12 @@
 //!
 //! * `mod.rs` (this file): accepting rows, numbering them, logging them.
 //! * `checkpoint.rs`: publishing them, and the final flush.
+//! * `rings.rs`: how far each shared-memory ring is consumed.
 
 mod checkpoint;
+mod rings;
+
+pub(crate) use rings::RingMark;
 
 use crate::buffer::{RowMeta, StreamBuffer};
 use crate::error::Error;
@@ -19,8 +23,10 @@ use crate::schedule::{CheckpointPolicy, Schedule};
 use crate::stats::Stats;
 use crate::summary::Aggregates;
 use crate::timestamp::Timestamp;
-use crate::wal::{WalEntry, WalWriter};
+use crate::wal::{RingEnd, WalWriter};
+use rings::RingLedger;
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -47,6 +53,7 @@ pub(crate) struct ActiveRun {
     schedule: Schedule,
     rejected: RejectedLog,
     log: Option<RowLog>,
+    rings: RingLedger,
     stats: Arc<Stats>,
     low_space_warned: bool,
 }
@@ -58,6 +65,8 @@ struct RowLog {
     failing: bool,
     /// Scratch space for rows that come without their NDJSON line.
     json: Vec<u8>,
+    /// The spans of the current batch's stored rows in its `raw` bytes.
+    stored: Vec<Range<usize>>,
 }
 
 impl ActiveRun {
@@ -78,6 +87,7 @@ impl ActiveRun {
         ActiveRun {
             schedule: Schedule::new(settings.policy),
             rejected: RejectedLog::new(publisher.run().rejected_path()),
+            rings: RingLedger::resume(&manifest.rings),
             next_seq: manifest.records,
             settings,
             publisher,
@@ -88,6 +98,7 @@ impl ActiveRun {
                 wal,
                 failing: false,
                 json: Vec::with_capacity(512),
+                stored: Vec::with_capacity(4096),
             }),
             stats,
             low_space_warned: false,
@@ -107,56 +118,121 @@ impl ActiveRun {
     /// One record sent through a `Handle`.
     pub(crate) fn accept_record(&mut self, record: Record) {
         let source = self.settings.default_source.clone();
-        self.ingest(&record, &source, Timestamp::now(), None);
+        let now = Timestamp::now();
+        let first_seq = self.next_seq;
+        if self.ingest(&record, &source, now) {
+            if let Some(log) = self.log.as_mut() {
+                log.json.clear();
+                if let Some(row) = stored_row(&record) {
+                    row.write_json(&mut log.json);
+                }
+                let result = log
+                    .wal
+                    .append_batch(first_seq, now, &source, None, [&log.json[..]].into_iter());
+                self.note_log_result(result);
+            }
+        }
         self.publish_buffered_count();
     }
 
-    /// Decoded lines from a reader, in order.
+    /// Decoded lines from a reader, in order: their stored rows go into the
+    /// log as one frame, with the ring position they end at.
     pub(crate) fn accept_batch(&mut self, batch: Batch) {
         let Batch {
             source,
             items,
             raw,
             spans,
+            ring,
         } = batch;
         let now = Timestamp::now();
+        let first_seq = self.next_seq;
+        let mut stored = self
+            .log
+            .as_mut()
+            .map(|l| std::mem::take(&mut l.stored))
+            .unwrap_or_default();
+        stored.clear();
         let mut spans = spans.into_iter();
         for item in items {
             match item {
                 Ingested::Record(r) => {
-                    let line = spans.next().and_then(|span| raw.get(span));
-                    self.ingest(&r, &source, now, line)
+                    let span = spans.next();
+                    if self.ingest(&r, &source, now) {
+                        stored.extend(span);
+                    }
                 }
                 Ingested::Rejected(r) => self.reject(r),
             }
+        }
+        let logged = self.log_batch(first_seq, now, &source, ring.as_ref(), &raw, &stored);
+        if let Some(log) = self.log.as_mut() {
+            log.stored = stored;
+        }
+        if let Some(mark) = &ring {
+            self.rings.batch(mark, self.next_seq, logged);
         }
         self.rejected.flush();
         self.publish_buffered_count();
     }
 
-    /// Handles one record; `line` is its NDJSON text when a reader has it.
-    fn ingest(&mut self, record: &Record, default_source: &str, now: Timestamp, line: Option<&[u8]>) {
+    /// Appends a batch's stored rows (and where it ended in its ring) to the
+    /// log as one frame. True when it is in the log.
+    fn log_batch(
+        &mut self,
+        first_seq: u64,
+        now: Timestamp,
+        source: &str,
+        ring: Option<&RingMark>,
+        raw: &[u8],
+        stored: &[Range<usize>],
+    ) -> bool {
+        let Some(log) = self.log.as_mut() else { return false };
+        if stored.is_empty() && ring.is_none() {
+            return true;
+        }
+        let end = ring.map(|m| RingEnd {
+            ring: &m.name,
+            end: m.end,
+        });
+        let lines = stored.iter().map(|span| &raw[span.clone()]);
+        let result = log.wal.append_batch(first_seq, now, source, end, lines);
+        let ok = result.is_ok();
+        self.note_log_result(result);
+        ok
+    }
+
+    /// Handles one record; true when it was stored as a row (and took a `_seq`).
+    fn ingest(&mut self, record: &Record, default_source: &str, now: Timestamp) -> bool {
         match record {
             Record::Control(Control::Checkpoint) => {
                 let _ = self.checkpoint(crate::schedule::Trigger::Requested);
+                false
             }
-            // A reader consumes `hello` itself; one sent through a `Handle` has no connection to rename.
-            Record::Control(Control::Hello { .. }) => {}
+            // A reader consumes `hello` and `bye` itself; one sent through a
+            // `Handle` has no connection to name or end.
+            Record::Control(_) => false,
             Record::Candle(c) => {
                 self.schedule.candle();
                 self.manifest.candles += 1;
                 self.stats.candles.fetch_add(1, Relaxed);
-                if self.settings.keep_candles {
-                    self.store(c, default_source, now, line);
+                let stored = self.settings.keep_candles;
+                if stored {
+                    self.store(c, default_source, now);
                 }
                 // Checked per candle, not per message: a batch of lines may
                 // hold many candles, and each N-th one ends a checkpoint.
                 self.maybe_checkpoint();
+                stored
             }
             other => {
                 self.agg.account(other);
-                if let Some(row) = other.row() {
-                    self.store(row, default_source, now, line);
+                match other.row() {
+                    Some(row) => {
+                        self.store(row, default_source, now);
+                        true
+                    }
+                    None => false,
                 }
             }
         }
@@ -169,18 +245,31 @@ impl ActiveRun {
         if in_summary {
             self.agg.account(record);
         }
-        let row: Option<&dyn Row> = match record {
-            Record::Candle(c) => Some(c),
-            other => other.row(),
-        };
-        if let Some(row) = row {
+        if let Some(row) = stored_row(record) {
             self.next_seq = seq;
-            self.store(row, source, at, None);
+            self.store(row, source, at);
         }
     }
 
-    /// Numbers one row, buffers it, and logs it.
-    fn store(&mut self, row: &dyn Row, default_source: &str, now: Timestamp, line: Option<&[u8]>) {
+    /// Recovery: a logged batch ended at `end` in ring `name`, and its rows
+    /// are all below `seq_bound`.
+    pub(crate) fn replay_ring(&mut self, name: &str, end: u64, seq_bound: u64) {
+        let mark = RingMark {
+            name: name.into(),
+            map: None,
+            end,
+        };
+        self.rings.batch(&mark, seq_bound, false);
+    }
+
+    /// The reader drained ring `name` to `end` and its producer is gone: the
+    /// file goes once every frame of it is published.
+    pub(crate) fn ring_ended(&mut self, name: &str, end: u64) {
+        self.rings.ended(name, end);
+    }
+
+    /// Numbers one row and buffers it.
+    fn store(&mut self, row: &dyn Row, default_source: &str, now: Timestamp) {
         let source = row.source().unwrap_or(default_source);
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -203,10 +292,6 @@ impl ActiveRun {
         }
         self.manifest.records = self.next_seq;
         self.stats.records.store(self.next_seq, Relaxed);
-        if let Some(log) = self.log.as_mut() {
-            let result = log.append(seq, now, source, row, line);
-            self.note_log_result(result);
-        }
     }
 
     fn reject(&mut self, r: Rejected) {
@@ -236,7 +321,10 @@ impl ActiveRun {
     pub(crate) fn tick(&mut self) {
         if let Some(log) = self.log.as_mut() {
             let result = log.wal.sync_if_due();
-            self.note_log_result(result);
+            if result.as_ref().is_ok_and(|synced| *synced) {
+                self.rings.log_synced();
+            }
+            self.note_log_result(result.map(|_| ()));
         }
         self.maybe_checkpoint();
     }
@@ -264,30 +352,11 @@ impl ActiveRun {
     }
 }
 
-impl RowLog {
-    /// Logs one row. The line as read decodes to this very record; only
-    /// records without one (from `Handle::send`) are encoded here.
-    fn append(
-        &mut self,
-        seq: u64,
-        ingested_at: Timestamp,
-        source: &str,
-        row: &dyn Row,
-        line: Option<&[u8]>,
-    ) -> Result<(), Error> {
-        let json = match line {
-            Some(line) => line,
-            None => {
-                self.json.clear();
-                row.write_json(&mut self.json);
-                &self.json
-            }
-        };
-        self.wal.append(&WalEntry {
-            seq,
-            ingested_at,
-            source,
-            json,
-        })
+/// The stored part of a record: its row, or a candle's (stored only with
+/// `keep_candles`, so only those are ever logged or replayed).
+fn stored_row(record: &Record) -> Option<&dyn Row> {
+    match record {
+        Record::Candle(c) => Some(c),
+        other => other.row(),
     }
 }

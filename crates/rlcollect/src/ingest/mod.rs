@@ -1,32 +1,37 @@
-//! NDJSON input for a sidecar: one reader per input (stdin, each socket
-//! connection, each spool file). A reader splits lines, decodes them on its
-//! own thread, and sends batches to the collector, so the worker only appends
-//! typed rows.
+//! Input for a sidecar: one reader per input (stdin, each socket connection,
+//! each ring, each spool file). A reader splits lines (or ring frames),
+//! decodes them on its own thread, and sends batches to the collector, so the
+//! worker only appends typed rows.
 //!
 //! Two rules keep every record safe:
 //! * *Flush before block*: a reader sends what it decoded before it blocks on
-//!   the next read, so no complete line ever waits in a reader while the
-//!   input is quiet.
+//!   the next read, so nothing decoded ever waits in a reader while the input
+//!   is quiet.
 //! * *Stop gate* ([`StopGate`]): a reader decodes only while inside the gate
 //!   and checks the stop flag there. Whoever ends the run (a signal) closes
 //!   the gate: from then on every line that was decoded is in the channel,
 //!   ahead of the shutdown message.
 //!
-//! * `pump.rs`: lines into decoded batches.
-//! * `gate.rs`: the stop gate.
-//! * `spool.rs`: the spool files of Python clients whose sidecar was gone.
+//! * `pump.rs`: lines and frames into decoded batches.
+//! * `ring_input.rs`: a connection that hands over through a ring, and rings
+//!   adopted from an earlier sidecar (SPEC §6).
+//! * `gate.rs`: the stop gate. `spool.rs`: spool files.
 
 mod gate;
 mod pump;
+mod ring_input;
 mod spool;
 
 pub use gate::StopGate;
 pub use spool::ingest_spools;
 
 use crate::collector::Handle;
-use pump::Pump;
+use crate::run_dir::RunDir;
+use pump::{Action, Pump};
+use std::collections::HashSet;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd};
+use std::sync::{Arc, Mutex};
 
 /// Longest `raw` text kept in `rejected.ndjson`.
 const RAW_CUT: usize = 4096;
@@ -55,8 +60,13 @@ impl Default for ReaderOptions {
 /// How a reader ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadEnd {
-    /// The input reached end of file; every line was sent.
+    /// The input reached end of file (the producer is gone); every line was sent.
     Eof,
+    /// The producer said `bye`; `last` is what [`Session::bye`] answered.
+    Bye {
+        /// No other producer is left: the run ends.
+        last: bool,
+    },
     /// The gate was closed.
     Stopped,
     /// The collector has stopped.
@@ -66,7 +76,7 @@ pub enum ReadEnd {
 /// Totals of one reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ReadCounts {
-    /// Lines read (blank lines included).
+    /// Lines (or ring frames) read, blank lines included.
     pub lines: u64,
     /// Records sent.
     pub records: u64,
@@ -74,51 +84,164 @@ pub struct ReadCounts {
     pub rejected: u64,
 }
 
-/// Reads NDJSON from `input` until EOF (or the gate stops it), sending records
-/// tagged `source` through `handle`, and calling `on_hello` with the name each
-/// `hello` record gives (which renames the source from then on). I/O errors
-/// on the input end the reader like EOF, after sending what was read.
-pub fn read_ndjson<R: Read + AsFd>(
-    mut input: R,
-    source: &str,
-    handle: &Handle,
+/// What a reader tells the rest of the sidecar about its producer, and asks.
+pub trait Session {
+    /// The producer named itself (`hello`).
+    fn hello(&mut self, source: &str);
+    /// The producer leaves (`bye`); answers whether it was the last one, in
+    /// which case the run ends.
+    fn bye(&mut self) -> bool;
+    /// Sends one line back to the producer. False where there is no way back
+    /// (stdin): then rings cannot be used.
+    fn answer(&mut self, line: &str) -> bool;
+}
+
+/// A session that only listens: stdin, spool files.
+#[derive(Debug, Default)]
+pub struct OneWay;
+
+impl Session for OneWay {
+    fn hello(&mut self, _source: &str) {}
+    fn bye(&mut self) -> bool {
+        false
+    }
+    fn answer(&mut self, _line: &str) -> bool {
+        false
+    }
+}
+
+/// What every reader of a run shares: where batches go, how lines are read,
+/// the stop gate, and the run directory (rings live there).
+#[derive(Debug, Clone)]
+pub struct Readers {
+    handle: Handle,
+    run: RunDir,
     opts: ReaderOptions,
-    gate: &StopGate,
-    on_hello: &mut dyn FnMut(&str),
-) -> (ReadEnd, ReadCounts) {
-    let mut pump = Pump::new(handle, on_hello, opts, source);
-    let mut buf = LineBuffer::new();
-    // Held while this reader has decoded lines not yet sent, so the gate
-    // cannot close on them; released only right before a read that may block.
-    let mut inside = None;
-    loop {
-        buf.make_room(&mut pump, opts.max_line_bytes);
-        let n = read_some(&mut input, buf.free(), source);
-        if inside.is_none() {
-            inside = Some(gate.enter());
+    gate: Arc<StopGate>,
+    /// Rings being read now: never two readers on one ring.
+    reading: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Readers {
+    /// Readers sending through `handle` into `run`.
+    pub fn new(handle: Handle, run: &RunDir, opts: ReaderOptions, gate: Arc<StopGate>) -> Self {
+        Readers {
+            handle,
+            run: run.clone(),
+            opts,
+            gate,
+            reading: Arc::default(),
         }
-        if gate.is_stopped() {
-            // Lines decoded earlier go out ahead of the shutdown; the chunk
-            // just read is dropped unread.
-            pump.flush();
-            return (ReadEnd::Stopped, pump.counts());
-        }
-        if n == 0 {
-            return pump.finish(buf.unterminated());
-        }
-        buf.filled += n;
-        match pump.lines(buf.data()) {
-            Ok(used) => buf.consume(used),
-            Err(end) => return (end, pump.counts()),
-        }
-        // Flush before block: hand over the batch unless more input is ready
-        // right now (then keep filling it: fewer, larger messages).
-        if !input_ready(&input) {
-            if !pump.flush() {
-                return (ReadEnd::CollectorGone, pump.counts());
+    }
+
+    /// Claims ring `name` for one reader; false when another reads it. The
+    /// claim ends when the guard is dropped.
+    fn claim(&self, name: &str) -> Option<Claim<'_>> {
+        let mut reading = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+        reading.insert(name.to_owned()).then(|| Claim {
+            readers: self,
+            name: name.to_owned(),
+        })
+    }
+
+    /// The stop gate.
+    pub fn gate(&self) -> &StopGate {
+        &self.gate
+    }
+
+    /// Reads NDJSON lines from `input` (tagged `source` until a `hello`
+    /// renames it) until EOF, `bye` or the gate. A `hello` that names a ring
+    /// switches to reading that ring, with `input` carrying only wake bytes and
+    /// `bye` (SPEC §6). I/O errors on the input end it like EOF, after sending
+    /// what was read.
+    pub fn read<R: Read + AsFd>(&self, mut input: R, source: &str, session: &mut dyn Session) -> (ReadEnd, ReadCounts) {
+        let mut pump = Pump::new(&self.handle, session, self.opts, source);
+        let mut buf = LineBuffer::new();
+        // Held while this reader has decoded lines not yet sent, so the gate
+        // cannot close on them; released only right before a read that may block.
+        let mut inside = None;
+        loop {
+            buf.make_room(&mut pump, self.opts.max_line_bytes);
+            let n = read_some(&mut input, buf.free(), source);
+            if inside.is_none() {
+                inside = Some(self.gate.enter());
             }
-            inside = None;
+            if self.gate.is_stopped() {
+                // Lines decoded earlier go out ahead of the shutdown; the chunk
+                // just read is dropped unread.
+                pump.flush();
+                return (ReadEnd::Stopped, pump.counts());
+            }
+            if n == 0 {
+                // A last line without '\n' is accepted at EOF (SPEC §2).
+                let action = pump.last_line(buf.data());
+                if let Some(end) = self.act(action, &mut pump, &mut input, &[]) {
+                    return end;
+                }
+                let end = if pump.flush() {
+                    ReadEnd::Eof
+                } else {
+                    ReadEnd::CollectorGone
+                };
+                return (end, pump.counts());
+            }
+            buf.filled += n;
+            match pump.lines(buf.data()) {
+                Ok((used, action)) => {
+                    buf.consume(used);
+                    if let Some(end) = self.act(action, &mut pump, &mut input, buf.data()) {
+                        return end;
+                    }
+                }
+                Err(()) => return (ReadEnd::CollectorGone, pump.counts()),
+            }
+            // Flush before block: hand over the batch unless more input is ready
+            // right now (then keep filling it: fewer, larger messages).
+            if !input_ready(&input) {
+                if !pump.flush() {
+                    return (ReadEnd::CollectorGone, pump.counts());
+                }
+                drop(inside.take());
+            }
         }
+    }
+
+    /// Carries out what a line asked for; `Some` when the input is done.
+    /// `rest` is what followed that line in the buffer.
+    fn act<R: Read + AsFd>(
+        &self,
+        action: Option<Action>,
+        pump: &mut Pump<'_>,
+        input: &mut R,
+        rest: &[u8],
+    ) -> Option<(ReadEnd, ReadCounts)> {
+        match action? {
+            Action::Bye => {
+                let sent = pump.flush();
+                let last = pump.session().bye();
+                pump.session().answer(&format!("{{\"bye\":\"ok\",\"last\":{last}}}"));
+                let end = if sent {
+                    ReadEnd::Bye { last }
+                } else {
+                    ReadEnd::CollectorGone
+                };
+                Some((end, pump.counts()))
+            }
+            Action::Ring(name) => ring_input::switch(self, name, pump, input, rest),
+        }
+    }
+}
+
+/// A ring claimed by one reader (see [`Readers::claim`]).
+struct Claim<'a> {
+    readers: &'a Readers,
+    name: String,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut reading = self.readers.reading.lock().unwrap_or_else(|e| e.into_inner());
+        reading.remove(&self.name);
     }
 }
 
@@ -178,22 +301,22 @@ impl LineBuffer {
         self.buf.copy_within(used..self.filled, 0);
         self.filled -= used;
     }
-
-    /// What is left at EOF: a last line without `\n`.
-    fn unterminated(&self) -> &[u8] {
-        self.data()
-    }
 }
 
-/// True when a read on `fd` would return at once (data, EOF or an error).
-fn input_ready(fd: &impl AsFd) -> bool {
+/// True when a read on `fd` would return within `ms` milliseconds (data,
+/// EOF or an error).
+fn ready_within(fd: &impl AsFd, ms: i32) -> bool {
     let mut pfd = libc::pollfd {
         fd: fd.as_fd().as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY: one valid pollfd for a file descriptor we borrow for the call;
-    // a zero timeout never blocks.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    // SAFETY: one valid pollfd for a file descriptor we borrow for the call.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
     n > 0
+}
+
+/// True when a read on `fd` would return at once.
+fn input_ready(fd: &impl AsFd) -> bool {
+    ready_within(fd, 0)
 }

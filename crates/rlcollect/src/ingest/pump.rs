@@ -1,19 +1,31 @@
-//! Lines into decoded batches: a [`Pump`] decodes each complete line, keeps
-//! the line's bytes for the write-ahead log, turns bad lines into rejections,
-//! and sends a batch when it is full or the reader is about to block.
+//! Lines into decoded batches: a [`Pump`] decodes each complete line (or ring
+//! frame), keeps the line's bytes for the write-ahead log, turns bad lines
+//! into rejections, and sends a batch when it is full or the reader is about to
+//! block.
 
-use super::{ReadCounts, ReadEnd, ReaderOptions, RAW_CUT};
+use super::{ReadCounts, ReaderOptions, Session, RAW_CUT};
+use crate::active_run::RingMark;
 use crate::collector::Handle;
 use crate::error::DecodeError;
 use crate::message::{Batch, Ingested};
 use crate::record::{Control, Record};
 use crate::rejected_log::Rejected;
+use crate::ring::map::RingMap;
 use std::sync::Arc;
+
+/// What a line asks of the reader beyond being decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Action {
+    /// A `hello` that names a ring: read that ring from now on.
+    Ring(String),
+    /// A `bye`: the producer leaves.
+    Bye,
+}
 
 /// The decoding state of one reader.
 pub(super) struct Pump<'a> {
     handle: &'a Handle,
-    on_hello: &'a mut dyn FnMut(&str),
+    session: &'a mut dyn Session,
     opts: ReaderOptions,
     source: Arc<str>,
     batch: Vec<Ingested>,
@@ -23,18 +35,25 @@ pub(super) struct Pump<'a> {
     counts: ReadCounts,
     /// Set while skipping the rest of an over-long line: its length so far and its head.
     overlong: Option<(usize, Vec<u8>)>,
+    /// The ring being read, if any.
+    ring: Option<RingCursor>,
+}
+
+/// Where a pump is in the ring it reads.
+struct RingCursor {
+    name: Arc<str>,
+    map: Arc<RingMap>,
+    /// The offset after the last frame decoded.
+    end: u64,
+    /// The offset the last batch sent carried.
+    sent: u64,
 }
 
 impl<'a> Pump<'a> {
-    pub(super) fn new(
-        handle: &'a Handle,
-        on_hello: &'a mut dyn FnMut(&str),
-        opts: ReaderOptions,
-        source: &str,
-    ) -> Self {
+    pub(super) fn new(handle: &'a Handle, session: &'a mut dyn Session, opts: ReaderOptions, source: &str) -> Self {
         Pump {
             handle,
-            on_hello,
+            session,
             opts,
             source: source.into(),
             batch: Vec::with_capacity(opts.batch_records),
@@ -42,6 +61,7 @@ impl<'a> Pump<'a> {
             spans: Vec::new(),
             counts: ReadCounts::default(),
             overlong: None,
+            ring: None,
         }
     }
 
@@ -49,21 +69,55 @@ impl<'a> Pump<'a> {
         self.counts
     }
 
-    /// Handles every complete line in `data`; returns how many bytes it used.
-    pub(super) fn lines(&mut self, data: &[u8]) -> Result<usize, ReadEnd> {
+    pub(super) fn session(&mut self) -> &mut dyn Session {
+        &mut *self.session
+    }
+
+    /// From now on frames come from this ring, starting after `from`.
+    pub(super) fn read_ring(&mut self, name: Arc<str>, map: Arc<RingMap>, from: u64) {
+        self.ring = Some(RingCursor {
+            name,
+            map,
+            end: from,
+            sent: from,
+        });
+    }
+
+    /// Handles every complete line in `data`, stopping after a line that asks
+    /// for an [`Action`]; returns how many bytes it used, and the action.
+    pub(super) fn lines(&mut self, data: &[u8]) -> Result<(usize, Option<Action>), ()> {
         let mut used = 0;
         while let Some(nl) = data[used..].iter().position(|&b| b == b'\n') {
             let line = &data[used..used + nl];
-            match self.overlong.take() {
-                Some((len, head)) => self.reject_overlong(len + line.len(), head),
-                None => self.line(line),
-            }
             used += nl + 1;
+            let action = match self.overlong.take() {
+                Some((len, head)) => {
+                    self.reject_overlong(len + line.len(), head);
+                    None
+                }
+                None => self.line(line),
+            };
             if self.batch.len() >= self.opts.batch_records && !self.flush() {
-                return Err(ReadEnd::CollectorGone);
+                return Err(());
+            }
+            if action.is_some() {
+                return Ok((used, action));
             }
         }
-        Ok(used)
+        Ok((used, None))
+    }
+
+    /// One ring frame, whose end is at absolute offset `end`. A `bye` or a
+    /// ring-naming `hello` inside a ring means nothing: the socket carries those.
+    pub(super) fn frame(&mut self, payload: &[u8], end: u64) -> Result<(), ()> {
+        let _ = self.line(payload);
+        if let Some(ring) = self.ring.as_mut() {
+            ring.end = end;
+        }
+        if self.batch.len() >= self.opts.batch_records && !self.flush() {
+            return Err(());
+        }
+        Ok(())
     }
 
     /// True while the rest of an over-long line is being skipped.
@@ -81,26 +135,33 @@ impl<'a> Pump<'a> {
         self.overlong = Some((len + chunk.len(), head));
     }
 
-    /// At end of input: the last line without `\n` is accepted (SPEC §2),
-    /// then everything is sent.
-    pub(super) fn finish(&mut self, rest: &[u8]) -> (ReadEnd, ReadCounts) {
+    /// At end of input: the last line without `\n` is accepted (SPEC §2).
+    pub(super) fn last_line(&mut self, rest: &[u8]) -> Option<Action> {
         if let Some((len, head)) = self.overlong.take() {
             self.reject_overlong(len + rest.len(), head);
+            None
         } else if !rest.is_empty() {
-            self.line(rest);
+            self.line(rest)
+        } else {
+            None
         }
-        let end = match self.flush() {
-            true => ReadEnd::Eof,
-            false => ReadEnd::CollectorGone,
-        };
-        (end, self.counts)
     }
 
-    /// Sends the batch; false when the collector is gone.
+    /// Sends the batch; false when the collector is gone. A ring's batch
+    /// carries where it ended, even with no line in it.
     pub(super) fn flush(&mut self) -> bool {
-        if self.batch.is_empty() {
+        let moved = self.ring.as_ref().is_some_and(|r| r.end > r.sent);
+        if self.batch.is_empty() && !moved {
             return true;
         }
+        let ring = self.ring.as_mut().map(|r| {
+            r.sent = r.end;
+            RingMark {
+                name: r.name.clone(),
+                map: Some(r.map.clone()),
+                end: r.end,
+            }
+        });
         let items = std::mem::replace(&mut self.batch, Vec::with_capacity(self.opts.batch_records));
         let raw = std::mem::replace(&mut self.raw, Vec::with_capacity(self.opts.batch_records * 256));
         let spans = std::mem::replace(&mut self.spans, Vec::with_capacity(self.opts.batch_records));
@@ -110,37 +171,49 @@ impl<'a> Pump<'a> {
                 items,
                 raw,
                 spans,
+                ring,
             })
             .is_ok()
     }
 
-    fn line(&mut self, raw: &[u8]) {
+    /// Decodes one line; returns the action it asks for, if any.
+    fn line(&mut self, raw: &[u8]) -> Option<Action> {
         self.counts.lines += 1;
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         if line.iter().all(u8::is_ascii_whitespace) {
-            return;
+            return None;
         }
         if line.len() > self.opts.max_line_bytes {
             let err = DecodeError::LineTooLong {
                 len: line.len(),
                 max: self.opts.max_line_bytes,
             };
-            return self.reject(line, err);
+            self.reject(line, err);
+            return None;
         }
         match Record::from_json(line) {
-            Ok(Record::Control(Control::Hello { source })) => {
+            Ok(Record::Control(Control::Hello { source, ring })) => {
                 self.flush();
-                (self.on_hello)(&source);
+                self.session.hello(&source);
                 self.source = source.into();
+                if ring.is_none() {
+                    self.session.answer(r#"{"hello":"ok","ring":false}"#);
+                }
+                ring.map(Action::Ring)
             }
+            Ok(Record::Control(Control::Bye)) => Some(Action::Bye),
             Ok(record) => {
                 self.counts.records += 1;
                 self.batch.push(Ingested::Record(record));
                 let start = self.raw.len();
                 self.raw.extend_from_slice(line);
                 self.spans.push(start..self.raw.len());
+                None
             }
-            Err(err) => self.reject(line, err),
+            Err(err) => {
+                self.reject(line, err);
+                None
+            }
         }
     }
 

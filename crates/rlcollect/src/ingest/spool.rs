@@ -2,7 +2,7 @@
 //! while its sidecar was gone. `rlcollect run` (resuming the run) and
 //! `rlcollect recover` ingest them.
 
-use super::{read_ndjson, ReadEnd, ReaderOptions, StopGate};
+use super::{OneWay, ReadEnd, ReaderOptions, Readers, StopGate};
 use crate::collector::Handle;
 use crate::error::Error;
 use crate::run_dir::RunDir;
@@ -13,7 +13,7 @@ use std::fs::{File, TryLockError};
 /// while it writes; a spool still locked is left for later. Returns the rows
 /// ingested.
 pub fn ingest_spools(handle: &Handle, run: &RunDir, opts: ReaderOptions) -> Result<u64, Error> {
-    let gate = StopGate::default();
+    let readers = Readers::new(handle.clone(), run, opts, StopGate::new());
     let mut ingested = Vec::new();
     let mut rows = 0;
     for (pid, path) in run.spools() {
@@ -22,7 +22,7 @@ pub fn ingest_spools(handle: &Handle, run: &RunDir, opts: ReaderOptions) -> Resu
             tracing::info!(spool = %path.display(), "client {pid} is still writing its spool: left for later");
             continue;
         }
-        let (end, counts) = read_ndjson(file, &format!("spool-{pid}"), handle, opts, &gate, &mut |_| {});
+        let (end, counts) = readers.read(file, &format!("spool-{pid}"), &mut OneWay);
         if end != ReadEnd::Eof {
             return Err(Error::WorkerGone);
         }

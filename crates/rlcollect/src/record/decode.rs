@@ -90,14 +90,31 @@ fn decode_control(members: Vec<(Cow<'_, str>, JsonValue<'_>)>) -> Result<Control
     let get = |name: &str| members.iter().find(|(k, _)| k == name).map(|(_, v)| v);
     match get("op") {
         Some(JsonValue::Str(op)) if op == "checkpoint" => Ok(Control::Checkpoint),
-        Some(JsonValue::Str(op)) if op == "hello" => match get("source") {
-            Some(JsonValue::Str(s)) if !s.trim().is_empty() => Ok(Control::Hello {
-                source: s.trim().to_owned(),
-            }),
-            _ => Err(DecodeError::MissingField { field: "source" }),
-        },
+        Some(JsonValue::Str(op)) if op == "bye" => Ok(Control::Bye),
+        Some(JsonValue::Str(op)) if op == "hello" => {
+            let ring = match get("ring") {
+                None | Some(JsonValue::Null) => None,
+                Some(JsonValue::Str(r)) => Some(r.to_string()),
+                Some(other) => return Err(wrong_ring(other)),
+            };
+            match get("source") {
+                Some(JsonValue::Str(s)) if !s.trim().is_empty() => Ok(Control::Hello {
+                    source: s.trim().to_owned(),
+                    ring,
+                }),
+                _ => Err(DecodeError::MissingField { field: "source" }),
+            }
+        }
         Some(JsonValue::Str(op)) => Err(DecodeError::UnknownControl(op.to_string())),
         Some(other) => Err(DecodeError::UnknownControl(to_value(other.clone()).to_json_text())),
         None => Err(DecodeError::UnknownControl(String::new())),
+    }
+}
+
+fn wrong_ring(v: &JsonValue<'_>) -> DecodeError {
+    DecodeError::WrongType {
+        field: "ring".into(),
+        value: to_value(v.clone()).to_json_text(),
+        expected: "a ring path",
     }
 }

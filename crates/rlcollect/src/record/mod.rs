@@ -99,11 +99,17 @@ impl Row for UserRecord {
 pub enum Control {
     /// `{"stream":"control","op":"checkpoint"}`: checkpoint now.
     Checkpoint,
-    /// `{"stream":"control","op":"hello","source":"NAME"}`: names the connection's producer.
+    /// `{"stream":"control","op":"hello","source":"NAME"}`: names the
+    /// connection's producer; with `"ring":"rings/..."` it hands over through
+    /// that shared-memory ring from then on (SPEC §6).
     Hello {
         /// The producer's name.
         source: String,
+        /// The ring's path in the run directory, if the producer has one.
+        ring: Option<String>,
     },
+    /// `{"stream":"control","op":"bye"}`: the producer leaves (SPEC §6).
+    Bye,
 }
 
 /// One record on its way to the collector.

@@ -85,8 +85,21 @@ fn control_records() {
     assert_eq!(
         decode(r#"{"stream":"control","op":"hello","source":"worker-1"}"#),
         Ok(Record::Control(Control::Hello {
-            source: "worker-1".into()
+            source: "worker-1".into(),
+            ring: None
         }))
+    );
+    assert_eq!(
+        decode(r#"{"stream":"control","op":"hello","source":"w","ring":"rings/p1-ab.ring"}"#),
+        Ok(Record::Control(Control::Hello {
+            source: "w".into(),
+            ring: Some("rings/p1-ab.ring".into())
+        }))
+    );
+    assert!(decode(r#"{"stream":"control","op":"hello","source":"w","ring":5}"#).is_err());
+    assert_eq!(
+        decode(r#"{"stream":"control","op":"bye"}"#),
+        Ok(Record::Control(Control::Bye))
     );
     assert!(matches!(
         decode(r#"{"stream":"control","op":"nap"}"#),
@@ -172,4 +185,29 @@ fn invalid_utf8_is_rejected_with_offset() {
         Record::from_json(b"{\"stream\":\"x\xff\"}"),
         Err(DecodeError::NotUtf8 { offset: 12 })
     );
+}
+
+#[test]
+fn control_records_written_as_json_read_back_equal() {
+    for c in [
+        Control::Checkpoint,
+        Control::Bye,
+        Control::Hello {
+            source: "w\"1".into(),
+            ring: Some("rings/p1-a.ring".into()),
+        },
+        Control::Hello {
+            source: "w".into(),
+            ring: None,
+        },
+    ] {
+        let mut out = Vec::new();
+        Record::Control(c.clone()).write_json(&mut out);
+        assert_eq!(
+            Record::from_json(&out),
+            Ok(Record::Control(c)),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+    }
 }

@@ -11,6 +11,7 @@
 //!     rejected.ndjson                    lines that could not be decoded
 //!     wal/seg-<first _seq>.wal           write-ahead log segments
 //!     spool-<pid>.ndjson                 a Python client's records while its sidecar was gone
+//!     rings/p<pid>-<hex>.ring            a producer's shared-memory ring (SPEC §6)
 //!     collector.sock, .spawn.lock        the join-or-spawn socket of a shared run, and its lock
 //!     STREAM/part-NNNNNN.parquet|csv     published parts, numbered per stream
 //!     STREAM/.part-NNNNNN.parquet.tmp    a part being written (never listed)
@@ -36,6 +37,7 @@ const SUMMARY_FILE: &str = "summary.json";
 const REJECTED_FILE: &str = "rejected.ndjson";
 const LOCK_FILE: &str = ".lock";
 const WAL_DIR: &str = "wal";
+const RINGS_DIR: &str = "rings";
 const SOCKET_FILE: &str = "collector.sock";
 const SPAWN_LOCK_FILE: &str = ".spawn.lock";
 const PART_PREFIX: &str = "part-";
@@ -123,9 +125,20 @@ impl RunDir {
         self.path.join(WAL_DIR)
     }
 
-    /// The well-known socket of the run's sidecar.
+    /// The well-known socket of the run's sidecar: `RUN/collector.sock`, or,
+    /// when that path is too long for a Unix socket, a name in the temp folder
+    /// made from the run's absolute path (SPEC §7; the Python client agrees).
     pub fn socket_path(&self) -> PathBuf {
-        self.path.join(SOCKET_FILE)
+        // Symlinks resolved, as Python's Path.resolve() does.
+        let absolute = std::fs::canonicalize(&self.path)
+            .or_else(|_| std::path::absolute(&self.path))
+            .unwrap_or_else(|_| self.path.clone());
+        let path = absolute.join(SOCKET_FILE);
+        if path.as_os_str().len() < 100 {
+            return path;
+        }
+        let digest = crc32fast::hash(absolute.as_os_str().as_encoded_bytes());
+        std::env::temp_dir().join(format!("rlcollect-{digest:08x}.sock"))
     }
 
     /// The lock that makes join-or-spawn of a shared run race-free.
@@ -155,6 +168,44 @@ impl RunDir {
     /// Spool files as (writer pid, path), oldest pid first.
     pub fn spools(&self) -> Vec<(u32, PathBuf)> {
         numbered_files(&self.path, "spool-", ".ndjson")
+    }
+
+    /// The folder of the producers' rings.
+    pub fn rings_dir(&self) -> PathBuf {
+        self.path.join(RINGS_DIR)
+    }
+
+    /// The full path of a ring named as the run names it (`rings/p<pid>-<hex>.ring`);
+    /// `None` for a name outside the rings folder.
+    pub fn ring_path(&self, name: &str) -> Option<PathBuf> {
+        let file = name.strip_prefix(RINGS_DIR)?.strip_prefix('/')?;
+        let plain = !file.is_empty() && !file.starts_with('.') && !file.contains(['/', '\\', '\0']);
+        (plain && file.ends_with(".ring")).then(|| self.rings_dir().join(file))
+    }
+
+    /// A new ring's name for process `pid`: unique, so it never meets an old one.
+    pub fn new_ring_name(&self, pid: u32) -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mix = (nanos as u64) ^ (u64::from(pid) << 40) ^ (self as *const Self as u64);
+        format!("{RINGS_DIR}/p{pid}-{:012x}.ring", mix & 0xFFFF_FFFF_FFFF)
+    }
+
+    /// The rings in the run, by name, sorted.
+    pub fn rings(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.rings_dir()) else {
+            return vec![];
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = format!("{RINGS_DIR}/{}", e.file_name().to_str()?);
+                self.ring_path(&name).map(|_| name)
+            })
+            .collect();
+        names.sort();
+        names
     }
 
     /// The folder of a stream's parts.
@@ -263,7 +314,9 @@ impl RunDir {
         };
         entries
             .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()) && e.file_name() != WAL_DIR)
+            .filter(|e| {
+                e.file_type().is_ok_and(|t| t.is_dir()) && e.file_name() != WAL_DIR && e.file_name() != RINGS_DIR
+            })
             .map(|e| e.path())
             .collect()
     }

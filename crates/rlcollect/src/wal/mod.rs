@@ -6,9 +6,18 @@
 //! ```text
 //! RUN/wal/seg-00000000000000001234.wal     name = first _seq in the segment (RunDir)
 //!
+//! segment := "RLCWAL02" | frame*           (a segment without the magic is version 1)
 //! frame   := len: u32 LE | crc32c(len bytes): u32 LE | payload | crc32c(payload): u32 LE
-//! payload := seq: u64 LE | ingested_at ms: i64 LE | source len: u16 LE | source | record as one JSON object
+//! payload := kind 1: a batch, the stored rows of one reader batch, one frame:
+//!            first_seq: u64 | ingested_at ms: i64 | source len: u16 | source |
+//!            ring len: u16 | ring path | ring end: u64 | rows: u32 | (line len: u32 | line)*
+//! version 1 payload (read only): seq: u64 | ingested_at: i64 | source len: u16 | source | line
 //! ```
+//!
+//! A batch frame holds the lines of rows `first_seq .. first_seq + rows`, as
+//! read. When they came from a ring (SPEC §6) it names the ring and the offset
+//! after the batch's last frame, so recovery knows how far the ring was
+//! consumed: one frame, so a torn tail never keeps half a batch.
 //!
 //! The length has its own checksum (TensorBoard's framing), so a torn or
 //! flipped length is detected and never causes a huge read.
@@ -28,14 +37,18 @@
 //!   whose length checks out but whose payload does not is skipped and
 //!   counted. Every step moves forward, so reading cannot loop.
 
+mod entry;
 mod reader;
 mod writer;
 
-pub(crate) use reader::{scan_segment, truncate_torn_tail};
+pub(crate) use entry::{BatchEntry, RingEnd, RowEntry};
+pub(crate) use reader::{read_segment, truncate_torn_tail, Logged};
 pub(crate) use writer::WalWriter;
 
-use crate::timestamp::Timestamp;
 use std::time::Duration;
+
+/// The first bytes of a segment in the current format.
+pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"RLCWAL02";
 
 /// Bytes of framing around a payload.
 pub(crate) const FRAME_OVERHEAD: usize = 12;
@@ -49,44 +62,6 @@ pub(crate) fn encode_frame(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&crc32c::crc32c(&len).to_le_bytes());
     out.extend_from_slice(payload);
     out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-}
-
-/// One logged row.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct WalEntry<'a> {
-    /// The row's `_seq`.
-    pub seq: u64,
-    /// Its `_ingested_at`.
-    pub ingested_at: Timestamp,
-    /// Its `_source`.
-    pub source: &'a str,
-    /// The record as one JSON object.
-    pub json: &'a [u8],
-}
-
-impl<'a> WalEntry<'a> {
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.seq.to_le_bytes());
-        out.extend_from_slice(&self.ingested_at.0.to_le_bytes());
-        let src = &self.source.as_bytes()[..self.source.len().min(u16::MAX as usize)];
-        out.extend_from_slice(&(src.len() as u16).to_le_bytes());
-        out.extend_from_slice(src);
-        out.extend_from_slice(self.json);
-    }
-
-    /// Decodes a payload; `None` if it is too short or the source is not UTF-8.
-    pub(crate) fn decode(p: &'a [u8]) -> Option<Self> {
-        let seq = u64::from_le_bytes(p.get(0..8)?.try_into().ok()?);
-        let ingested_at = Timestamp(i64::from_le_bytes(p.get(8..16)?.try_into().ok()?));
-        let n = u16::from_le_bytes(p.get(16..18)?.try_into().ok()?) as usize;
-        let source = std::str::from_utf8(p.get(18..18 + n)?).ok()?;
-        Some(WalEntry {
-            seq,
-            ingested_at,
-            source,
-            json: p.get(18 + n..)?,
-        })
-    }
 }
 
 /// Settings of the log.
@@ -109,8 +84,6 @@ impl Default for WalOptions {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn crc32c_test_vectors() {
         // RFC 3720 (iSCSI) B.4 and the common check value.
@@ -119,19 +92,5 @@ mod tests {
         assert_eq!(crc32c::crc32c(&[0xFFu8; 32]), 0x62A8_AB43);
         let ascending: Vec<u8> = (0u8..32).collect();
         assert_eq!(crc32c::crc32c(&ascending), 0x46DD_794E);
-    }
-
-    #[test]
-    fn entries_round_trip() {
-        let e = WalEntry {
-            seq: 42,
-            ingested_at: Timestamp(-5),
-            source: "wörker",
-            json: br#"{"stream":"x"}"#,
-        };
-        let mut p = Vec::new();
-        e.encode(&mut p);
-        assert_eq!(WalEntry::decode(&p), Some(e));
-        assert_eq!(WalEntry::decode(&p[..10]), None);
     }
 }

@@ -1,13 +1,65 @@
 //! Reading the log back (recovery): whole frames in order, a torn tail cut
 //! off, corrupt frames skipped and counted.
 
-use super::{FRAME_OVERHEAD, MAX_PAYLOAD};
+use super::{BatchEntry, RowEntry, FRAME_OVERHEAD, MAX_PAYLOAD, SEGMENT_MAGIC};
 use crate::error::Error;
 use std::path::Path;
 
+/// A segment read back: its frames, decoded by the segment's format version.
+#[derive(Debug)]
+pub(crate) struct SegmentRead<'a> {
+    /// Every intact frame, in order, with its byte offset.
+    pub entries: Vec<(usize, Logged<'a>)>,
+    /// Frames skipped because their payload checksum failed.
+    pub corrupt: usize,
+    /// Bytes that hold the magic and whole frames; anything after is a torn tail.
+    pub valid_len: usize,
+}
+
+/// One intact frame.
+#[derive(Debug)]
+pub(crate) enum Logged<'a> {
+    /// A batch (the current format).
+    Batch(BatchEntry<'a>),
+    /// A row (version 1).
+    Row(RowEntry<'a>),
+    /// The checksum holds but the payload does not decode.
+    Undecodable,
+}
+
+/// Reads a segment's bytes: the current format after its magic, version 1
+/// without one.
+pub(crate) fn read_segment(bytes: &[u8]) -> SegmentRead<'_> {
+    let current = bytes.starts_with(SEGMENT_MAGIC);
+    let skip = if current { SEGMENT_MAGIC.len() } else { 0 };
+    let scan = scan_segment(&bytes[skip..]);
+    let entries = scan
+        .frames
+        .into_iter()
+        .map(|(at, range)| {
+            let payload = &bytes[skip + range.start..skip + range.end];
+            let logged = match current {
+                true => BatchEntry::decode(payload).map(Logged::Batch),
+                false => RowEntry::decode(payload).map(Logged::Row),
+            };
+            (skip + at, logged.unwrap_or(Logged::Undecodable))
+        })
+        .collect();
+    SegmentRead {
+        entries,
+        corrupt: scan.corrupt,
+        // A segment torn inside its magic holds nothing: keep the magic whole.
+        valid_len: if current || bytes.len() >= SEGMENT_MAGIC.len() {
+            skip + scan.valid_len
+        } else {
+            0
+        },
+    }
+}
+
 /// What reading a segment found.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct SegmentScan {
+struct SegmentScan {
     /// (offset, payload range) of every intact frame, in order.
     pub frames: Vec<(usize, std::ops::Range<usize>)>,
     /// Frames skipped because their payload checksum failed.
@@ -17,7 +69,7 @@ pub(crate) struct SegmentScan {
 }
 
 /// Reads the frames of one segment's bytes.
-pub(crate) fn scan_segment(bytes: &[u8]) -> SegmentScan {
+fn scan_segment(bytes: &[u8]) -> SegmentScan {
     let mut scan = SegmentScan::default();
     let mut at = 0;
     while at + 8 <= bytes.len() {

@@ -1,9 +1,10 @@
 //! The worker's end of the log: buffered appends, group commit, segment
 //! roll, and release of segments whose rows are published.
 
-use super::{encode_frame, WalEntry, WalOptions};
+use super::{encode_frame, BatchEntry, RingEnd, WalOptions, SEGMENT_MAGIC};
 use crate::error::Error;
 use crate::run_dir::RunDir;
+use crate::timestamp::Timestamp;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
@@ -56,19 +57,33 @@ impl WalWriter {
         File::open(&dir)
             .and_then(|d| d.sync_all())
             .map_err(Error::io(format!("fsync directory {}", dir.display())))?;
-        Ok(BufWriter::with_capacity(256 * 1024, file))
+        let mut out = BufWriter::with_capacity(256 * 1024, file);
+        out.write_all(SEGMENT_MAGIC)
+            .map_err(Error::io(format!("write {}", path.display())))?;
+        Ok(out)
     }
 
-    /// Buffers one row; rolls the segment at the size bound.
-    pub(crate) fn append(&mut self, entry: &WalEntry<'_>) -> Result<(), Error> {
-        if self.open_bytes >= self.opts.segment_bytes {
+    /// Buffers one batch of rows `first_seq..` (one frame); rolls the
+    /// segment at the size bound.
+    pub(crate) fn append_batch<'l>(
+        &mut self,
+        first_seq: u64,
+        ingested_at: Timestamp,
+        source: &str,
+        ring: Option<RingEnd<'_>>,
+        lines: impl ExactSizeIterator<Item = &'l [u8]>,
+    ) -> Result<(), Error> {
+        // A segment is named by its first `_seq`; a batch without rows does
+        // not start one (it would have the open segment's name).
+        let roll = self.open_bytes >= self.opts.segment_bytes && self.segments.last() != Some(&first_seq);
+        if roll {
             self.sync()?;
-            self.file = Self::create_segment(&self.run, entry.seq)?;
-            self.segments.push(entry.seq);
+            self.file = Self::create_segment(&self.run, first_seq)?;
+            self.segments.push(first_seq);
             self.open_bytes = 0;
         }
         self.payload.clear();
-        entry.encode(&mut self.payload);
+        BatchEntry::encode(&mut self.payload, first_seq, ingested_at, source, ring, lines);
         self.frame.clear();
         encode_frame(&self.payload, &mut self.frame);
         self.file
@@ -85,11 +100,13 @@ impl WalWriter {
     }
 
     /// Group commit: fsyncs when the interval has passed since the last one.
-    pub(crate) fn sync_if_due(&mut self) -> Result<(), Error> {
+    /// True when it did (everything appended so far is durable).
+    pub(crate) fn sync_if_due(&mut self) -> Result<bool, Error> {
         if self.dirty && self.last_sync.elapsed() >= self.opts.fsync_every {
             self.sync()?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Writes out and fsyncs everything appended so far.
@@ -123,8 +140,7 @@ impl WalWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timestamp::Timestamp;
-    use crate::wal::scan_segment;
+    use crate::wal::read_segment;
 
     #[test]
     fn segments_roll_and_are_released_only_when_published() {
@@ -138,13 +154,8 @@ mod tests {
         let mut w = WalWriter::open(&run, 0, opts).unwrap();
         for seq in 0..10 {
             let json = format!(r#"{{"stream":"x","i":{seq}}}"#);
-            w.append(&WalEntry {
-                seq,
-                ingested_at: Timestamp(0),
-                source: "s",
-                json: json.as_bytes(),
-            })
-            .unwrap();
+            w.append_batch(seq, Timestamp(0), "s", None, [json.as_bytes()].into_iter())
+                .unwrap();
         }
         w.sync().unwrap();
         let segs = run.wal_segments();
@@ -160,7 +171,7 @@ mod tests {
         assert!(left[0].0 <= 5 && left.len() < segs.len());
         let total: usize = left
             .iter()
-            .map(|(_, p)| scan_segment(&std::fs::read(p).unwrap()).frames.len())
+            .map(|(_, p)| read_segment(&std::fs::read(p).unwrap()).entries.len())
             .sum();
         assert!(total >= 5, "rows from 5 on are still logged");
         drop(w);

@@ -87,8 +87,8 @@ fn the_cases_through_the_collector_store_the_spec_totals() {
     let c = Collector::builder(dir.path()).run_id("r").build().unwrap();
     // Through the sidecar's own reader, as a pipe would deliver them.
     let input = std::fs::File::open(data("spec-cases/decode.ndjson")).unwrap();
-    let gate = ingest::StopGate::default();
-    let (end, counts) = ingest::read_ndjson(input, "test", &c.handle(), Default::default(), &gate, &mut |_| {});
+    let readers = ingest::Readers::new(c.handle(), c.run(), Default::default(), ingest::StopGate::new());
+    let (end, counts) = readers.read(input, "test", &mut ingest::OneWay);
     assert_eq!((end, counts.lines), (ingest::ReadEnd::Eof, lines.len() as u64));
     let s = c.close().unwrap();
     let totals = &expected["totals"];

@@ -2,7 +2,23 @@
 //! threads, the accept thread and the signal handler, and the rule that says
 //! when the run is over.
 
+use crossbeam_channel::Sender;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Numbers the inputs: 0 is stdin, then sockets and adopted rings.
+#[derive(Debug)]
+pub struct InputIds(AtomicU64);
+
+impl InputIds {
+    pub fn new() -> Self {
+        InputIds(AtomicU64::new(1))
+    }
+
+    pub fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::SeqCst)
+    }
+}
 
 /// What the main thread waits for.
 pub enum Event {
@@ -16,6 +32,8 @@ pub enum Event {
     Renamed { id: u64, source: String },
     /// An input closed.
     Closed { id: u64 },
+    /// An input said `bye`: it is closed; `reply` hears whether the run ends now.
+    Bye { id: u64, reply: Sender<bool> },
 }
 
 /// The run's inputs, as the main thread sees them through events.
@@ -43,7 +61,7 @@ impl Inputs {
                 self.ever_connected |= id != 0;
                 self.open.insert(id, source);
             }
-            Event::Closed { id } => {
+            Event::Closed { id } | Event::Bye { id, .. } => {
                 self.open.remove(&id);
             }
             Event::StdinDone { records } => {

@@ -7,11 +7,11 @@
 //! so it starts a successor collector, which waits for this run's lock), then
 //! every connection already queued is still accepted and read to its end.
 
-use super::inputs::Event;
+use super::inputs::{Event, InputIds};
+use super::session::InputSession;
 use anyhow::{bail, Context, Result};
 use crossbeam_channel::{Receiver, Sender};
-use rlcollect::ingest::{read_ndjson, ReadEnd, ReaderOptions, StopGate};
-use rlcollect::Handle;
+use rlcollect::ingest::{ReadEnd, Readers, StopGate};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -31,31 +31,34 @@ pub struct Listener {
 
 /// What every reader thread needs.
 struct Shared {
-    handle: Handle,
-    opts: ReaderOptions,
-    gate: Arc<StopGate>,
+    readers: Readers,
     events: Sender<Event>,
     active: Arc<AtomicUsize>,
+    ids: Arc<InputIds>,
+    /// Closed (its sender dropped) once the run's final flush is done.
+    flushed: Receiver<()>,
 }
 
 impl Listener {
     /// Binds `path` (replacing a stale socket) and starts accepting.
+    /// `flushed` closes once the run's final flush is done: a producer whose
+    /// `bye` ended the run keeps its connection until then.
     pub fn start(
         path: &Path,
-        handle: Handle,
-        opts: ReaderOptions,
-        gate: Arc<StopGate>,
+        readers: Readers,
         events: Sender<Event>,
+        ids: Arc<InputIds>,
+        flushed: Receiver<()>,
     ) -> Result<Self> {
         let listener = bind_replacing_stale(path)?;
         let stopping = Arc::new(AtomicBool::new(false));
         let active = Arc::new(AtomicUsize::new(0));
         let shared = Shared {
-            handle,
-            opts,
-            gate,
+            readers,
             events,
             active: active.clone(),
+            ids,
+            flushed,
         };
         let stop = stopping.clone();
         let accept = std::thread::Builder::new()
@@ -117,7 +120,6 @@ fn readable(listener: &UnixListener, ms: i32) -> bool {
 }
 
 fn accept_loop(listener: UnixListener, shared: Shared, stopping: Arc<AtomicBool>) {
-    let mut n = 0u64;
     loop {
         let stop = stopping.load(Ordering::SeqCst);
         // Poll with a timeout so a stop is seen; once stopping, take only
@@ -129,10 +131,7 @@ fn accept_loop(listener: UnixListener, shared: Shared, stopping: Arc<AtomicBool>
             continue;
         }
         match listener.accept() {
-            Ok((conn, _)) => {
-                n += 1;
-                serve(conn, n, &shared);
-            }
+            Ok((conn, _)) => serve(conn, shared.ids.next(), &shared),
             Err(e) => tracing::warn!("accept failed: {e}"),
         }
     }
@@ -145,25 +144,26 @@ fn serve(conn: UnixStream, id: u64, shared: &Shared) {
         id,
         source: source.clone(),
     });
-    let (handle, opts, gate, events, active) = (
-        shared.handle.clone(),
-        shared.opts,
-        shared.gate.clone(),
+    let (readers, events, active, flushed) = (
+        shared.readers.clone(),
         shared.events.clone(),
         shared.active.clone(),
+        shared.flushed.clone(),
     );
     let spawned = std::thread::Builder::new().name(source.clone()).spawn(move || {
-        let mut on_hello = |name: &str| {
-            let _ = events.send(Event::Renamed {
-                id,
-                source: name.to_owned(),
-            });
-        };
-        let (end, counts) = read_ndjson(&conn, &source, &handle, opts, &gate, &mut on_hello);
+        let mut session = InputSession::socket(id, events.clone(), conn.try_clone().ok());
+        let (end, counts) = readers.read(&conn, &source, &mut session);
         tracing::debug!(%source, ?end, ?counts, "connection ended");
         active.fetch_sub(1, Ordering::SeqCst);
-        if end != ReadEnd::Stopped {
-            let _ = events.send(Event::Closed { id });
+        match end {
+            // The run ends with this producer: it hears the socket close only
+            // once everything is flushed.
+            ReadEnd::Bye { last: true } => while flushed.recv().is_ok() {},
+            // The main thread closed the input when it answered the bye.
+            ReadEnd::Bye { last: false } | ReadEnd::Stopped => {}
+            ReadEnd::Eof | ReadEnd::CollectorGone => {
+                let _ = events.send(Event::Closed { id });
+            }
         }
     });
     if let Err(e) = spawned {

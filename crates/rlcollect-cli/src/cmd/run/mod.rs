@@ -1,6 +1,7 @@
 //! `rlcollect run`: the sidecar. Reader threads decode NDJSON from stdin and
-//! from socket connections; the main thread only waits for events (a signal,
-//! an input ending) and decides when the run ends.
+//! from socket connections, and drain the producers' rings; the main thread
+//! only waits for events (a signal, an input ending) and decides when the run
+//! ends.
 //!
 //! Ending: EOF on stdin (or, with `--listen --exit-when-idle`, the last
 //! producer leaving) → final flush, status `complete`. SIGINT/SIGTERM/SIGHUP
@@ -9,22 +10,25 @@
 //!
 //! * `args.rs`: flags, checked once into [`args::RunSettings`].
 //! * `inputs.rs`: events and the rule for when the run is over.
+//! * `session.rs`: what a reader reports and answers.
 //! * `listen.rs`: the Unix socket. `signals.rs`, `progress.rs`.
 
 mod args;
 mod inputs;
 mod listen;
 mod progress;
+mod session;
 mod signals;
 
 pub use args::RunArgs;
 
 use anyhow::{Context, Result};
 use crossbeam_channel::{unbounded, Receiver, Sender};
-use inputs::{Event, Inputs};
+use inputs::{Event, InputIds, Inputs};
 use listen::Listener;
-use rlcollect::ingest::{ingest_spools, read_ndjson, ReaderOptions, StopGate};
+use rlcollect::ingest::{ingest_spools, ReaderOptions, Readers, StopGate};
 use rlcollect::{Collector, Handle, RunStatus};
+use session::InputSession;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,20 +44,25 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 
     let (events, incoming) = unbounded();
     signals::install_signal_handler(events.clone())?;
-    let gate = StopGate::new();
+    let readers = Readers::new(collector.handle(), collector.run(), settings.reader, StopGate::new());
+    let ids = Arc::new(InputIds::new());
+    // Dropped after the final flush: a producer whose bye ended the run waits for it.
+    let (flushed_tx, flushed) = crossbeam_channel::bounded::<()>(0);
+    // Rings an earlier sidecar of this run left (their producers may live on).
+    adopt_rings(&readers, collector.run(), &events, &ids)?;
     let listener = match &settings.listen {
         Some(path) => Some(Listener::start(
             path,
-            collector.handle(),
-            settings.reader,
-            gate.clone(),
+            readers.clone(),
             events.clone(),
+            ids.clone(),
+            flushed.clone(),
         )?),
         None => None,
     };
     let read_stdin = listener.is_none() || !std::io::stdin().is_terminal();
     if read_stdin {
-        spawn_stdin_reader(collector.handle(), settings.reader, gate.clone(), events)?;
+        spawn_stdin_reader(readers.clone(), events)?;
     }
     let progress_stop = Arc::new(AtomicBool::new(false));
     if settings.progress || std::io::stderr().is_terminal() {
@@ -61,16 +70,22 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
 
     let mut inputs = Inputs::new(read_stdin);
-    let status = wait_for_end(&incoming, &mut inputs, &collector.handle(), &gate, &settings);
+    let status = wait_for_end(&incoming, &mut inputs, &collector.handle(), readers.gate(), &settings);
     if let Some(listener) = listener {
         match status {
             // No new producer can connect from here on; queued ones are served.
-            RunStatus::Complete => listener.drain(&incoming, &gate),
+            RunStatus::Complete => listener.drain(&incoming, readers.gate()),
             _ => listener.stop(),
         }
     }
     progress_stop.store(true, Ordering::SeqCst);
-    finish(collector, status)
+    // Records a client spilled to its spool while this sidecar ran.
+    if let Err(e) = ingest_spools(&collector.handle(), collector.run(), ReaderOptions::default()) {
+        tracing::error!("cannot ingest spool files at the end of the run (they stay for the next run): {e:#}");
+    }
+    let result = finish(collector, status);
+    drop(flushed_tx);
+    result
 }
 
 /// The main thread's loop: applies events until the run is over; returns
@@ -82,6 +97,7 @@ fn wait_for_end(
     gate: &StopGate,
     settings: &args::RunSettings,
 ) -> RunStatus {
+    let ends = |inputs: &Inputs| inputs.finished(settings.listen.is_some(), settings.exit_when_idle);
     loop {
         match incoming.recv() {
             Ok(Event::Signal) | Err(_) => {
@@ -89,10 +105,19 @@ fn wait_for_end(
                 gate.stop_and_wait();
                 return RunStatus::Interrupted;
             }
+            Ok(Event::Bye { id, reply }) => {
+                inputs.apply(Event::Closed { id });
+                handle.set_connected(inputs.connected());
+                let last = ends(inputs);
+                let _ = reply.send(last);
+                if last {
+                    return RunStatus::Complete;
+                }
+            }
             Ok(event) => {
                 inputs.apply(event);
                 handle.set_connected(inputs.connected());
-                if inputs.finished(settings.listen.is_some(), settings.exit_when_idle) {
+                if ends(inputs) {
                     return RunStatus::Complete;
                 }
             }
@@ -101,25 +126,41 @@ fn wait_for_end(
 }
 
 /// Reads standard input on its own thread, reporting to the main thread.
-fn spawn_stdin_reader(handle: Handle, opts: ReaderOptions, gate: Arc<StopGate>, events: Sender<Event>) -> Result<()> {
+fn spawn_stdin_reader(readers: Readers, events: Sender<Event>) -> Result<()> {
     std::thread::Builder::new().name("read-stdin".into()).spawn(move || {
         let _ = events.send(Event::Opened {
             id: 0,
             source: "stdin".into(),
         });
-        let renamed = events.clone();
-        let mut on_hello = |name: &str| {
-            let _ = renamed.send(Event::Renamed {
-                id: 0,
-                source: name.to_owned(),
-            });
-        };
-        let (end, counts) = read_ndjson(std::io::stdin().lock(), "stdin", &handle, opts, &gate, &mut on_hello);
+        let mut session = InputSession::stdin(events.clone());
+        let (end, counts) = readers.read(std::io::stdin().lock(), "stdin", &mut session);
         tracing::debug!(?end, ?counts, "stdin ended");
         let _ = events.send(Event::StdinDone {
             records: counts.records,
         });
     })?;
+    Ok(())
+}
+
+/// One reader thread per ring left in the run: each drains its ring from
+/// where it is durable and follows it while its producer lives. They count
+/// as inputs, so `--exit-when-idle` waits for those producers too.
+fn adopt_rings(readers: &Readers, run: &rlcollect::RunDir, events: &Sender<Event>, ids: &InputIds) -> Result<()> {
+    for name in run.rings() {
+        let id = ids.next();
+        let (readers, events) = (readers.clone(), events.clone());
+        let _ = events.send(Event::Opened {
+            id,
+            source: name.clone(),
+        });
+        std::thread::Builder::new().name(format!("ring-{id}")).spawn(move || {
+            match readers.adopt(&name, true) {
+                Ok((end, counts)) => tracing::info!(ring = %name, ?end, records = counts.records, "adopted ring ended"),
+                Err(e) => tracing::warn!(ring = %name, "cannot adopt the ring: {e}"),
+            }
+            let _ = events.send(Event::Closed { id });
+        })?;
+    }
     Ok(())
 }
 
