@@ -174,3 +174,44 @@ impl Drop for Tmpfs {
         let _ = std::process::Command::new("umount").arg(&self.path).status();
     }
 }
+
+/// A ring written the way a producer writes it, for tests of the sidecar's
+/// side of the hand-off (SPEC §6). The test process is its live producer.
+#[derive(Debug)]
+pub struct TestRing {
+    writer: crate::ring::writer::RingWriter,
+    name: String,
+}
+
+impl TestRing {
+    /// Creates a ring of `capacity` data bytes in `run` for producer `source`.
+    pub fn create(run: &RunDir, capacity: u64, source: &str) -> TestRing {
+        std::fs::create_dir_all(run.rings_dir()).expect("create the rings folder");
+        let name = run.new_ring_name(std::process::id());
+        let path = run.ring_path(&name).expect("a valid ring name");
+        let identity = crate::ring::map::RingIdentity {
+            pid: std::process::id(),
+            source: source.to_owned(),
+        };
+        let map = crate::ring::map::RingMap::create(&path, capacity, &identity).expect("create the ring");
+        TestRing {
+            writer: crate::ring::writer::RingWriter::new(map),
+            name,
+        }
+    }
+
+    /// The ring's name in the run (`rings/...`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Appends one NDJSON record; false when the ring is full.
+    pub fn append(&mut self, line: &[u8]) -> bool {
+        self.writer.append(line).is_ok()
+    }
+
+    /// Marks the ring closed: no frame follows.
+    pub fn close(&self) {
+        self.writer.close()
+    }
+}

@@ -2,7 +2,12 @@
 //! write shared-memory rings that the sidecar drains.
 
 use crate::*;
+use crossbeam_channel::{unbounded, Receiver};
 use rlcollect::{Producer, Record, RunDir, RunStatus, UserRecord, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 fn event(i: i64, k: i64) -> Record {
     Record::User(UserRecord {
@@ -39,4 +44,177 @@ fn a_producer_spawns_its_sidecar_and_every_record_arrives_through_the_ring() {
     let is: Vec<i64> = stored_events(run.path()).iter().map(|r| r.1).collect();
     assert_eq!(is, (0..20_000).collect::<Vec<_>>());
     assert!(run.rings().is_empty(), "a drained ring of a closed producer is removed");
+}
+
+/// The child side of the kill tests, run as its own process (the test binary
+/// started again with this one test): a Rust engine that sends events and,
+/// after each `send` returns, reports the event's number on stdout.
+#[test]
+#[ignore = "a child process of the kill tests"]
+fn producer_child() {
+    let (Ok(out), Ok(run), Ok(k)) = (
+        std::env::var("CHILD_OUT"),
+        std::env::var("CHILD_RUN"),
+        std::env::var("CHILD_K"),
+    ) else {
+        return;
+    };
+    let k: i64 = k.parse().unwrap();
+    let limit: i64 = std::env::var("CHILD_COUNT").map_or(i64::MAX, |n| n.parse().unwrap());
+    let p = producer(std::path::Path::new(&out), &run);
+    let mut stdout = std::io::stdout().lock();
+    for i in 0..limit {
+        p.send(&event(i, k)).unwrap();
+        writeln!(stdout, "sent {i}").unwrap();
+        stdout.flush().unwrap();
+    }
+    p.close().unwrap();
+}
+
+/// Starts `producer_child` as a process; its reports arrive on the returned channel.
+fn spawn_child(out: &Path, run: &str, k: i64, count: Option<i64>) -> (Child, Receiver<i64>) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "handoff::producer_child",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("CHILD_OUT", out)
+    .env("CHILD_RUN", run)
+    .env("CHILD_K", k.to_string())
+    .env("RUST_LOG", "error")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    if let Some(n) = count {
+        cmd.env("CHILD_COUNT", n.to_string());
+    }
+    let mut child = cmd.spawn().unwrap();
+    let (tx, rx) = unbounded();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(n) = line.strip_prefix("sent ").and_then(|n| n.parse().ok()) {
+                let _ = tx.send(n);
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Waits until no sidecar holds the run and its manifest says it ended.
+fn wait_until_ended(run: &RunDir) {
+    assert!(
+        wait_for(60.0, || !run.is_live()
+            && manifest(run.path()).status != RunStatus::Running),
+        "the run did not end"
+    );
+}
+
+/// Every (k, i) stored once, and for each k an unbroken prefix 0..n that
+/// holds every number its producer reported.
+fn assert_exactly_once(run: &RunDir, reported: &[Option<i64>]) {
+    let rows = stored_events(run.path());
+    let mut seen = std::collections::HashSet::new();
+    for r in &rows {
+        assert!(seen.insert((r.2, r.1)), "stored twice: k {} i {}", r.2, r.1);
+    }
+    for (k, last) in reported.iter().enumerate() {
+        let mut is: Vec<i64> = rows.iter().filter(|r| r.2 == k as i64).map(|r| r.1).collect();
+        is.sort_unstable();
+        assert_eq!(
+            is,
+            (0..is.len() as i64).collect::<Vec<_>>(),
+            "producer {k}: an unbroken prefix"
+        );
+        let need = last.map_or(0, |l| l + 1);
+        assert!(
+            is.len() as i64 >= need,
+            "producer {k} reported {need} sends, {} stored",
+            is.len()
+        );
+    }
+}
+
+#[test]
+fn producers_killed_at_random_moments_lose_nothing_they_handed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path(), "r").unwrap();
+    let mut rng = fastrand::Rng::with_seed(0x51c);
+    let mut reported = Vec::new();
+    for k in 0..30i64 {
+        let (mut child, reports) = spawn_child(dir.path(), "r", k, None);
+        // Wait for the first report, then a random moment of the loop.
+        let first = reports.recv_timeout(Duration::from_secs(60)).ok();
+        std::thread::sleep(Duration::from_millis(rng.u64(0..400)));
+        let sig = if k < 20 { "KILL" } else { "TERM" };
+        let ok = Command::new("kill")
+            .args(["-s", sig, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        child.wait().unwrap();
+        let last = reports.iter().last().or(first);
+        assert!(last.is_some(), "producer {k} never reported a send");
+        reported.push(last);
+    }
+    wait_until_ended(&run);
+    assert_exactly_once(&run, &reported);
+    let total: i64 = reported.iter().map(|l| l.unwrap() + 1).sum();
+    assert!(total > 10_000, "the producers must really have sent ({total})");
+    assert!(
+        run.rings().is_empty(),
+        "every ring drained and removed: {:?}",
+        run.rings()
+    );
+}
+
+#[test]
+fn a_sidecar_killed_while_producers_write_is_restarted_and_nothing_is_lost_or_doubled() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path(), "r").unwrap();
+    std::fs::create_dir_all(run.path()).unwrap();
+    let socket = run.socket_path();
+    let sidecar = || {
+        rlcollect()
+            .args([
+                "run",
+                "--run",
+                "r",
+                "--exit-when-idle",
+                "--min-free-mb",
+                "0",
+                "--listen",
+            ])
+            .arg(&socket)
+            .arg("--out")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = sidecar();
+    assert!(wait_for(30.0, || socket.exists()), "the sidecar listens");
+    let count = 60_000;
+    let children: Vec<_> = (0..3).map(|k| spawn_child(dir.path(), "r", k, Some(count))).collect();
+    for (_, reports) in &children {
+        reports.recv_timeout(Duration::from_secs(60)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    first.kill().unwrap(); // SIGKILL, mid-stream
+    first.wait().unwrap();
+    let _ = std::fs::remove_file(&socket);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut second = sidecar(); // recovers the run and adopts the live rings
+    let mut reported = Vec::new();
+    for (mut child, reports) in children {
+        assert!(child.wait().unwrap().success(), "a producer failed");
+        reported.push(reports.iter().last());
+    }
+    assert!(wait_exit(&mut second, 60).success());
+    wait_until_ended(&run);
+    assert_eq!(reported, vec![Some(count - 1); 3], "every producer sent everything");
+    assert_exactly_once(&run, &reported);
+    assert_eq!(stored_events(run.path()).len() as i64, 3 * count);
 }

@@ -8,7 +8,8 @@ mod sidecar;
 
 pub use rlcollect::testing::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
+use std::time::Duration;
 
 /// A file of the repository's test data (copied from `../shared`).
 pub fn data(name: &str) -> PathBuf {
@@ -30,4 +31,19 @@ pub fn stored_events(run_dir: &Path) -> Vec<(u64, i64, i64)> {
         .into_iter()
         .map(|(seq, v)| (seq, v[0], v[1]))
         .collect()
+}
+
+/// Waits for `child` to exit; kills it and fails after `secs` seconds.
+pub fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
+    let end = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            panic!("rlcollect did not exit within {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -31,20 +31,6 @@ fn signal(child: &Child, sig: &str) {
     assert!(ok, "kill -s {sig}");
 }
 
-fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
-    let end = std::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        if std::time::Instant::now() > end {
-            let _ = child.kill();
-            panic!("rlcollect did not exit within {secs} s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn eof_with_good_and_bad_lines_stores_every_good_row_and_logs_every_bad_one() {
     let dir = tempfile::tempdir().unwrap();

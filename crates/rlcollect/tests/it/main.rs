@@ -5,6 +5,7 @@
 mod durability;
 mod freqtrade;
 mod library;
+mod rings;
 mod spec_cases;
 
 use std::path::{Path, PathBuf};
