@@ -176,13 +176,18 @@ impl CollectorBuilder {
             stats.clone(),
         );
         let (tx, rx) = bounded(self.channel_capacity);
+        let chunk_settings = active.chunk_settings();
         let worker = Worker::new(active, rx, opened.lock);
         let thread = std::thread::Builder::new()
             .name("rlcollect-worker".into())
             .spawn(move || worker.run())
             .map_err(Error::io("spawn the worker thread"))?;
         Ok(Collector {
-            handle: Handle { tx, stats },
+            handle: Handle {
+                tx,
+                stats,
+                chunk_settings,
+            },
             thread: Some(thread),
             run: opened.run,
             drop_timeout: self.drop_timeout,

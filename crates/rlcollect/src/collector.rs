@@ -2,9 +2,10 @@
 //! producer threads clone. Settings live in [`CollectorBuilder`].
 
 use crate::builder::CollectorBuilder;
+use crate::chunk::Chunk;
 use crate::error::Error;
 use crate::manifest::RunStatus;
-use crate::message::{Batch, Msg};
+use crate::message::Msg;
 use crate::record::Record;
 use crate::run_dir::RunDir;
 use crate::stats::{Stats, StatsSnapshot};
@@ -24,6 +25,8 @@ use std::time::Duration;
 pub struct Handle {
     pub(crate) tx: Sender<Msg>,
     pub(crate) stats: Arc<Stats>,
+    /// What chunks for this run keep: candle rows, each row's line (for the log).
+    pub(crate) chunk_settings: (bool, bool),
 }
 
 /// The collector has stopped; the record is given back.
@@ -52,9 +55,14 @@ impl Handle {
         })
     }
 
-    /// Sends decoded lines of one source (the NDJSON readers do).
-    pub(crate) fn send_batch(&self, batch: Batch) -> Result<(), Closed<()>> {
-        self.tx.send(Msg::Batch(batch)).map_err(|_| Closed(()))
+    /// Sends decoded records of one producer (the readers do).
+    pub(crate) fn send_chunk(&self, chunk: Chunk) -> Result<(), Closed<()>> {
+        self.tx.send(Msg::Chunk(chunk)).map_err(|_| Closed(()))
+    }
+
+    /// Whether chunks for this run keep candle rows and each row's line.
+    pub(crate) fn chunk_settings(&self) -> (bool, bool) {
+        self.chunk_settings
     }
 
     /// A ring reader drained ring `name` to `end` and its producer is gone.

@@ -7,7 +7,9 @@ use arrow_array::builder::{
     ArrayBuilder, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
     UInt64Builder,
 };
-use arrow_array::{ArrayRef, NullArray};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
+use arrow_array::{Array, ArrayRef, Float64Array, NullArray, StringArray};
 use std::sync::Arc;
 
 /// One column being filled, row by row.
@@ -92,13 +94,6 @@ impl Column {
         }
     }
 
-    pub(crate) fn push_u64(&mut self, v: Option<u64>) {
-        match (self, v) {
-            (Column::UInt64(b), Some(v)) => b.append_value(v),
-            (col, _) => col.push_null(),
-        }
-    }
-
     pub(crate) fn push_f64(&mut self, v: Option<f64>) {
         match (self, v) {
             (Column::Float64(b), Some(v)) => b.append_value(v),
@@ -136,4 +131,48 @@ impl Column {
             Column::Timestamp(b) => Arc::new(b.finish()),
         }
     }
+}
+
+/// `array`, of type `from`, as a column of the wider type `to` (`from.merge(to)
+/// == to`): nulls take any type, integers become floats, and anything else
+/// becomes text as [`Column::push_value`] writes it (strings as they are,
+/// other values as their JSON text).
+pub(crate) fn widen(array: &ArrayRef, from: ColumnType, to: ColumnType) -> ArrayRef {
+    if from == to {
+        return array.clone();
+    }
+    match (from, to) {
+        (ColumnType::Null, _) => arrow_array::new_null_array(&to.arrow(), array.len()),
+        (ColumnType::Int64, ColumnType::Float64) => {
+            let ints = array.as_primitive::<Int64Type>();
+            Arc::new(ints.iter().map(|v| v.map(|i| i as f64)).collect::<Float64Array>())
+        }
+        (_, ColumnType::String) => Arc::new(as_text(array, from)),
+        _ => {
+            debug_assert!(false, "{from:?} does not widen to {to:?}");
+            arrow_array::new_null_array(&to.arrow(), array.len())
+        }
+    }
+}
+
+/// Each value's JSON text, as a conflicting value is stored (SPEC §7).
+fn as_text(array: &ArrayRef, from: ColumnType) -> StringArray {
+    (0..array.len())
+        .map(|i| {
+            if array.is_null(i) {
+                return None;
+            }
+            let value = match from {
+                ColumnType::Bool => Value::Bool(array.as_boolean().value(i)),
+                ColumnType::Int64 => Value::Int(array.as_primitive::<Int64Type>().value(i)),
+                ColumnType::Float64 => Value::Float(array.as_primitive::<Float64Type>().value(i)),
+                ColumnType::Timestamp => {
+                    Value::Timestamp(Timestamp(array.as_primitive::<TimestampMillisecondType>().value(i)))
+                }
+                ColumnType::String => return Some(array.as_string::<i32>().value(i).to_owned()),
+                ColumnType::Null | ColumnType::UInt64 => return None,
+            };
+            Some(value.to_json_text())
+        })
+        .collect()
 }

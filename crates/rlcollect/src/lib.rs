@@ -39,6 +39,7 @@ mod active_run;
 mod atomic_file;
 mod buffer;
 mod builder;
+mod chunk;
 mod collector;
 mod column;
 mod error;

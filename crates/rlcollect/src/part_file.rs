@@ -60,11 +60,13 @@ pub(crate) fn publish_parquet(
     publish(fs, path, |file| {
         let mut writer = ArrowWriter::try_new(
             BufWriter::with_capacity(1 << 20, file),
-            part.batch.schema(),
+            part.schema.clone(),
             Some(props),
         )
         .map_err(|e| encode_error(path, e))?;
-        writer.write(&part.batch).map_err(|e| encode_error(path, e))?;
+        for batch in &part.batches {
+            writer.write(batch).map_err(|e| encode_error(path, e))?;
+        }
         let buffered = writer.into_inner().map_err(|e| encode_error(path, e))?;
         buffered
             .into_inner()
@@ -73,14 +75,16 @@ pub(crate) fn publish_parquet(
 }
 
 /// Writes one sealed batch as CSV with a header (timestamps as RFC 3339).
-pub(crate) fn publish_csv(fs: &dyn FileSystem, path: &Path, batch: &RecordBatch) -> Result<u64, Error> {
-    let batch = &with_offset_timezone(batch).map_err(|e| encode_error(path, e))?;
+pub(crate) fn publish_csv(fs: &dyn FileSystem, path: &Path, part: &SealedBatch) -> Result<u64, Error> {
     publish(fs, path, |file| {
         let mut writer = arrow_csv::WriterBuilder::new()
             .with_header(true)
             .with_timestamp_tz_format("%Y-%m-%dT%H:%M:%S%.3f%:z".to_owned())
             .build(BufWriter::with_capacity(1 << 20, file));
-        writer.write(batch).map_err(|e| encode_error(path, e))?;
+        for batch in &part.batches {
+            let batch = with_offset_timezone(batch).map_err(|e| encode_error(path, e))?;
+            writer.write(&batch).map_err(|e| encode_error(path, e))?;
+        }
         writer
             .into_inner()
             .into_inner()

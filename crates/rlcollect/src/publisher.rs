@@ -68,7 +68,7 @@ impl Publisher {
     /// keeps the rest. Returns the rows published, or the first error.
     pub(crate) fn publish_sealed(
         &mut self,
-        streams: &mut BTreeMap<String, StreamBuffer>,
+        streams: &mut BTreeMap<Arc<str>, StreamBuffer>,
         manifest: &mut Manifest,
         stats: &Stats,
     ) -> Result<u64, Error> {
@@ -76,7 +76,7 @@ impl Publisher {
         let mut first_error = None;
         for (name, buf) in streams.iter_mut() {
             while let Some(part) = buf.front() {
-                let number = *self.next_part.get(name).unwrap_or(&1);
+                let number = *self.next_part.get(&**name).unwrap_or(&1);
                 let files = match self.publish_part(name, number, part) {
                     Ok(files) => files,
                     Err(e) => {
@@ -84,12 +84,12 @@ impl Publisher {
                         break;
                     }
                 };
-                let rows = part.batch.num_rows() as u64;
+                let rows = part.rows as u64;
                 stats.files.fetch_add(files.len() as u64, Relaxed);
                 stats
                     .bytes_written
                     .fetch_add(files.iter().map(|f| f.bytes).sum(), Relaxed);
-                let entry = manifest.streams.entry(name.clone()).or_default();
+                let entry = manifest.streams.entry(name.to_string()).or_default();
                 entry.rows += rows;
                 entry.files.extend(files);
                 entry.schema = buf
@@ -100,7 +100,7 @@ impl Publisher {
                         ty: *t,
                     })
                     .collect();
-                self.next_part.insert(name.clone(), number + 1);
+                self.next_part.insert(name.to_string(), number + 1);
                 buf.pop_published();
                 published += rows;
             }
@@ -128,12 +128,12 @@ impl Publisher {
             let name = self.run.part(stream, number, ext);
             let bytes = match ext {
                 "parquet" => publish_parquet(self.fs(), &name.path, part, self.run.id())?,
-                _ => publish_csv(self.fs(), &name.path, &part.batch)?,
+                _ => publish_csv(self.fs(), &name.path, part)?,
             };
             files.push(FileEntry {
                 path: name.rel,
                 format: ext.to_owned(),
-                rows: part.batch.num_rows() as u64,
+                rows: part.rows as u64,
                 first_seq: part.first_seq,
                 last_seq: part.last_seq,
                 bytes,

@@ -15,6 +15,7 @@
 //! A run that is not `running` is left alone, so recovering twice changes nothing.
 
 use crate::active_run::{ActiveRun, RunSettings};
+use crate::chunk::ChunkBuilder;
 use crate::error::Error;
 use crate::fs::{FileSystem, RealFs};
 use crate::manifest::{Manifest, RunStatus};
@@ -26,7 +27,7 @@ use crate::schedule::CheckpointPolicy;
 use crate::stats::Stats;
 use crate::summary::{Aggregates, RunSummary};
 use crate::timestamp::Timestamp;
-use crate::wal::{read_segment, truncate_torn_tail, BatchEntry, Logged};
+use crate::wal::{read_segment, truncate_torn_tail, BatchEntry, Logged, RowEntry};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -168,7 +169,7 @@ impl Replay {
         for (offset, logged) in read.entries {
             let (replayed, undecodable) = match logged {
                 Logged::Batch(batch) => self.batch(&batch),
-                Logged::Row(row) => match self.line(row.seq, row.json, row.source, row.ingested_at) {
+                Logged::Row(row) => match self.row(&row) {
                     Line::Replayed => (1, 0),
                     Line::AlreadyPublished => (0, 0),
                     Line::Undecodable => (0, 1),
@@ -187,19 +188,17 @@ impl Replay {
     /// Replays a batch frame's lines, and where it ended in its ring.
     /// Returns (lines replayed, lines that do not decode).
     fn batch(&mut self, batch: &BatchEntry<'_>) -> (u64, u64) {
+        let mut run = Rows::new(batch.source, batch.ingested_at);
         let (mut replayed, mut undecodable) = (0, 0);
         for (i, line) in batch.lines.iter().enumerate() {
             let seq = batch.first_seq + i as u64;
-            let result = match line {
-                Some(line) => self.line(seq, line, batch.source, batch.ingested_at),
-                None => Line::Undecodable,
-            };
-            match result {
+            match self.line(&mut run, seq, line) {
                 Line::Replayed => replayed += 1,
                 Line::AlreadyPublished => {}
                 Line::Undecodable => undecodable += 1,
             }
         }
+        self.flush(&mut run);
         if let Some(ring) = batch.ring {
             let bound = batch.first_seq + u64::from(batch.lines.len());
             self.run.replay_ring(ring.ring, ring.end, bound);
@@ -207,19 +206,59 @@ impl Replay {
         (replayed, undecodable)
     }
 
-    /// Replays one logged line under its original `_seq`.
-    fn line(&mut self, seq: u64, json: &[u8], source: &str, at: Timestamp) -> Line {
+    /// Replays a version 1 row.
+    fn row(&mut self, row: &RowEntry<'_>) -> Line {
+        let mut run = Rows::new(row.source, row.ingested_at);
+        let line = self.line(&mut run, row.seq, Some(row.json));
+        self.flush(&mut run);
+        line
+    }
+
+    /// Adds one logged line, under its original `_seq`, to the rows being
+    /// gathered; a line that is skipped ends them (rows keep their `_seq`s).
+    fn line(&mut self, run: &mut Rows, seq: u64, json: Option<&[u8]>) -> Line {
         if seq < self.next_expected {
+            self.flush(run);
             return Line::AlreadyPublished;
         }
-        let Ok(record) = Record::from_json(json) else {
+        let Some(Ok(record)) = json.map(Record::from_json) else {
+            self.flush(run);
             return Line::Undecodable;
         };
-        let in_summary = seq >= self.counted_through;
-        self.run.replay(&record, seq, source, at, in_summary);
-        self.run.maybe_checkpoint();
+        if run.builder.rows() == 0 {
+            run.base = seq;
+        }
+        run.builder.push(&record, None, seq >= self.counted_through);
         self.next_expected = seq + 1;
         Line::Replayed
+    }
+
+    /// Hands the rows gathered so far to the run.
+    fn flush(&mut self, run: &mut Rows) {
+        if run.builder.len() == 0 {
+            return;
+        }
+        let mut chunk = run.builder.take(None);
+        chunk.ingested_at = run.ingested_at;
+        self.run.replay_chunk(chunk, run.base);
+    }
+}
+
+/// Consecutive replayed rows of one log frame.
+struct Rows {
+    builder: ChunkBuilder,
+    base: u64,
+    ingested_at: Timestamp,
+}
+
+impl Rows {
+    fn new(source: &str, ingested_at: Timestamp) -> Self {
+        // The log holds stored rows only: a candle in it was kept as a row.
+        Rows {
+            builder: ChunkBuilder::new(source.into(), true, false),
+            base: 0,
+            ingested_at,
+        }
     }
 }
 

@@ -27,6 +27,12 @@ impl Sum {
     fn value(self) -> f64 {
         self.sum + self.compensation
     }
+
+    /// Adds another compensated sum (of later values) to this one.
+    fn merge(&mut self, other: Sum) {
+        self.add(other.sum);
+        self.add(other.compensation);
+    }
 }
 
 /// Count and profit of a group of trades.
@@ -158,6 +164,53 @@ impl Aggregates {
             Record::RlEpisode(e) => self.add_episode(e),
             Record::ModelDecision(d) => self.add_decision(d),
             _ => {}
+        }
+    }
+
+    /// Adds the statistics of later rows, counted elsewhere (a producer
+    /// counts its chunk's rows as it builds them).
+    pub(crate) fn merge(&mut self, other: Aggregates) {
+        let (t, o) = (&mut self.trades, &other.trades);
+        t.count += o.count;
+        t.wins += o.wins;
+        t.losses += o.losses;
+        t.draws += o.draws;
+        for (k, g) in &o.by_pair {
+            t.by_pair.entry(k.clone()).or_default().count += g.count;
+        }
+        for (k, g) in &o.by_exit_reason {
+            t.by_exit_reason.entry(k.clone()).or_default().count += g.count;
+        }
+        self.profit_total.merge(other.profit_total);
+        for (k, s) in other.by_pair {
+            self.by_pair.entry(k).or_default().merge(s);
+        }
+        for (k, s) in other.by_exit {
+            self.by_exit.entry(k).or_default().merge(s);
+        }
+        self.ratio_sum.merge(other.ratio_sum);
+        self.ratio_count += other.ratio_count;
+        self.merge_episodes(&other.episodes, other.reward_sum);
+        self.decisions.count += other.decisions.count;
+        for (k, n) in other.decisions.by_action {
+            *self.decisions.by_action.entry(k).or_default() += n;
+        }
+    }
+
+    fn merge_episodes(&mut self, o: &EpisodeStats, reward_sum: Sum) {
+        let e = &mut self.episodes;
+        e.count += o.count;
+        self.reward_sum.merge(reward_sum);
+        if let Some(min) = o.total_reward_min {
+            e.total_reward_min = Some(e.total_reward_min.map_or(min, |m| m.min(min)));
+        }
+        // The first episode with the largest reward stays the best, as when
+        // counted one by one.
+        if let Some(max) = o.total_reward_max {
+            if e.total_reward_max.is_none_or(|m| max > m) {
+                e.total_reward_max = Some(max);
+                e.best_episode = o.best_episode;
+            }
         }
     }
 
@@ -301,6 +354,42 @@ mod tests {
             (3, Some(2), Some(-1.0), Some(9.0))
         );
         assert!((e.total_reward_mean - 10.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn merged_partial_counts_equal_counting_one_by_one() {
+        let trades = [
+            ("A", Some(1.0), "roi"),
+            ("B", Some(-0.5), "stop_loss"),
+            ("A", Some(0.0), "roi"),
+            ("B", None, "roi"),
+        ];
+        let (mut whole, mut first, mut second) = (Aggregates::default(), Aggregates::default(), Aggregates::default());
+        for (i, (pair, profit, reason)) in trades.iter().enumerate() {
+            let rec = Record::Trade(trade(pair, *profit, reason));
+            whole.account(&rec);
+            if i < 2 {
+                first.account(&rec)
+            } else {
+                second.account(&rec)
+            }
+        }
+        for (ep, r) in [(1, 2.0), (2, 9.0), (3, 9.0), (4, -1.0)] {
+            let rec = Record::RlEpisode(RlEpisode {
+                episode: ep,
+                total_reward: Some(r),
+                ..RlEpisode::default()
+            });
+            whole.account(&rec);
+            if ep < 3 {
+                first.account(&rec)
+            } else {
+                second.account(&rec)
+            }
+        }
+        first.merge(second);
+        let summary = |a: &Aggregates| a.summary("r", RunStatus::Complete, BTreeMap::new(), 0, 0);
+        assert_eq!(summary(&first), summary(&whole));
     }
 
     #[test]

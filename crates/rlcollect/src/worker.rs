@@ -58,7 +58,11 @@ impl Worker {
     fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::Record(record) => self.run.accept_record(record),
-            Msg::Batch(batch) => self.run.accept_batch(batch),
+            Msg::Chunk(chunk) => {
+                // Records sent one by one before it are numbered before it.
+                self.run.flush_direct();
+                self.run.accept_chunk(chunk)
+            }
             Msg::Checkpoint(ack) => {
                 let result: Result<(), Error> = self.run.checkpoint(Trigger::Requested);
                 if let Some(ack) = ack {

@@ -68,6 +68,7 @@ fn spawn_run(out: &Path) -> std::process::Child {
 
 #[test]
 fn sigkill_at_random_moments_twenty_times_then_recover() {
+    let _serial = heavy();
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("r");
     let mut rng = fastrand::Rng::with_seed(0x5eed);

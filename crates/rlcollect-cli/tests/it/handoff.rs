@@ -139,6 +139,7 @@ fn assert_exactly_once(run: &RunDir, reported: &[Option<i64>]) {
 
 #[test]
 fn producers_killed_at_random_moments_lose_nothing_they_handed_over() {
+    let _serial = heavy();
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path(), "r").unwrap();
     let mut rng = fastrand::Rng::with_seed(0x51c);
@@ -172,6 +173,7 @@ fn producers_killed_at_random_moments_lose_nothing_they_handed_over() {
 
 #[test]
 fn a_sidecar_killed_while_producers_write_is_restarted_and_nothing_is_lost_or_doubled() {
+    let _serial = heavy();
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path(), "r").unwrap();
     std::fs::create_dir_all(run.path()).unwrap();

@@ -47,3 +47,11 @@ pub fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Held by the tests that run many processes at full speed (kill loops), so
+/// that they do not run at the same time and starve each other: their
+/// assertions about what reached disk in time assume a machine not swamped.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -27,6 +27,10 @@ impl ActiveRun {
     /// Publishes every buffered row, then the summary and the manifest.
     pub(crate) fn checkpoint(&mut self, trigger: Trigger) -> Result<(), Error> {
         let started = Instant::now();
+        if trigger == Trigger::Requested {
+            // Records sent one by one before the request go with it.
+            self.flush_direct();
+        }
         let result = self.publish(trigger);
         match &result {
             Ok(rows) => {
@@ -98,6 +102,7 @@ impl ActiveRun {
     /// manifest. If it fails the status stays `running`, which marks the run
     /// for recovery, and the log stays.
     pub(crate) fn finish(&mut self, status: RunStatus) -> Result<RunSummary, Error> {
+        self.flush_direct();
         self.schedule.clear_backoff();
         if let Some(log) = self.log.as_mut() {
             let result = log.wal.sync();
@@ -132,7 +137,7 @@ impl ActiveRun {
             self.manifest.rejected,
         );
         // Recovery counts only rows past this, so nothing is counted twice.
-        summary.records = self.next_seq;
+        summary.records = self.counted_through.max(self.next_seq);
         summary
     }
 

@@ -5,9 +5,9 @@
 
 use super::{ReadCounts, ReaderOptions, Session, RAW_CUT};
 use crate::active_run::RingMark;
+use crate::chunk::ChunkBuilder;
 use crate::collector::Handle;
 use crate::error::DecodeError;
-use crate::message::{Batch, Ingested};
 use crate::record::{Control, Record};
 use crate::rejected_log::Rejected;
 use crate::ring::map::RingMap;
@@ -27,11 +27,7 @@ pub(super) struct Pump<'a> {
     handle: &'a Handle,
     session: &'a mut dyn Session,
     opts: ReaderOptions,
-    source: Arc<str>,
-    batch: Vec<Ingested>,
-    /// The lines of the records in `batch`, back to back, and each one's range.
-    raw: Vec<u8>,
-    spans: Vec<std::ops::Range<usize>>,
+    chunk: ChunkBuilder,
     counts: ReadCounts,
     /// Set while skipping the rest of an over-long line: its length so far and its head.
     overlong: Option<(usize, Vec<u8>)>,
@@ -51,14 +47,12 @@ struct RingCursor {
 
 impl<'a> Pump<'a> {
     pub(super) fn new(handle: &'a Handle, session: &'a mut dyn Session, opts: ReaderOptions, source: &str) -> Self {
+        let (keep_candles, keep_lines) = handle.chunk_settings();
         Pump {
             handle,
             session,
             opts,
-            source: source.into(),
-            batch: Vec::with_capacity(opts.batch_records),
-            raw: Vec::new(),
-            spans: Vec::new(),
+            chunk: ChunkBuilder::new(source.into(), keep_candles, keep_lines),
             counts: ReadCounts::default(),
             overlong: None,
             ring: None,
@@ -97,7 +91,7 @@ impl<'a> Pump<'a> {
                 }
                 None => self.line(line),
             };
-            if self.batch.len() >= self.opts.batch_records && !self.flush() {
+            if self.chunk.len() >= self.opts.batch_records && !self.flush() {
                 return Err(());
             }
             if action.is_some() {
@@ -114,7 +108,7 @@ impl<'a> Pump<'a> {
         if let Some(ring) = self.ring.as_mut() {
             ring.end = end;
         }
-        if self.batch.len() >= self.opts.batch_records && !self.flush() {
+        if self.chunk.len() >= self.opts.batch_records && !self.flush() {
             return Err(());
         }
         Ok(())
@@ -147,11 +141,11 @@ impl<'a> Pump<'a> {
         }
     }
 
-    /// Sends the batch; false when the collector is gone. A ring's batch
-    /// carries where it ended, even with no line in it.
+    /// Sends what was decoded as a chunk; false when the collector is gone.
+    /// A ring's chunk carries where it ended, even with no line in it.
     pub(super) fn flush(&mut self) -> bool {
         let moved = self.ring.as_ref().is_some_and(|r| r.end > r.sent);
-        if self.batch.is_empty() && !moved {
+        if self.chunk.len() == 0 && !moved {
             return true;
         }
         let ring = self.ring.as_mut().map(|r| {
@@ -162,18 +156,7 @@ impl<'a> Pump<'a> {
                 end: r.end,
             }
         });
-        let items = std::mem::replace(&mut self.batch, Vec::with_capacity(self.opts.batch_records));
-        let raw = std::mem::replace(&mut self.raw, Vec::with_capacity(self.opts.batch_records * 256));
-        let spans = std::mem::replace(&mut self.spans, Vec::with_capacity(self.opts.batch_records));
-        self.handle
-            .send_batch(Batch {
-                source: self.source.clone(),
-                items,
-                raw,
-                spans,
-                ring,
-            })
-            .is_ok()
+        self.handle.send_chunk(self.chunk.take(ring)).is_ok()
     }
 
     /// Decodes one line; returns the action it asks for, if any.
@@ -195,7 +178,7 @@ impl<'a> Pump<'a> {
             Ok(Record::Control(Control::Hello { source, ring })) => {
                 self.flush();
                 self.session.hello(&source);
-                self.source = source.into();
+                self.chunk.set_source(source.into());
                 if ring.is_none() {
                     self.session.answer(r#"{"hello":"ok","ring":false}"#);
                 }
@@ -204,10 +187,7 @@ impl<'a> Pump<'a> {
             Ok(Record::Control(Control::Bye)) => Some(Action::Bye),
             Ok(record) => {
                 self.counts.records += 1;
-                self.batch.push(Ingested::Record(record));
-                let start = self.raw.len();
-                self.raw.extend_from_slice(line);
-                self.spans.push(start..self.raw.len());
+                self.chunk.push(&record, Some(line), true);
                 None
             }
             Err(err) => {
@@ -229,11 +209,12 @@ impl<'a> Pump<'a> {
     fn reject(&mut self, line: &[u8], err: DecodeError) {
         self.counts.rejected += 1;
         let cut = &line[..line.len().min(RAW_CUT)];
-        self.batch.push(Ingested::Rejected(Rejected {
+        let rejected = Rejected {
             line: self.counts.lines,
-            source: self.source.to_string(),
+            source: self.chunk.source().to_string(),
             error: err.to_string(),
             raw: String::from_utf8_lossy(cut).into_owned(),
-        }));
+        };
+        self.chunk.reject(rejected);
     }
 }

@@ -1,0 +1,198 @@
+//! Chunks: what a producer hands the worker. A reader (or a `Handle`'s
+//! thread) decodes records straight into per-stream Arrow columns, counts them
+//! into partial statistics, and keeps the lines of the stored rows for the
+//! write-ahead log; the worker then only numbers the rows, logs them, and runs
+//! the checkpoint policy (ARCHITECTURE.md "Where each byte goes").
+//!
+//! * `stream_rows.rs`: one stream's rows as columns.
+
+mod stream_rows;
+
+pub(crate) use stream_rows::StreamRows;
+
+use crate::active_run::RingMark;
+use crate::record::{Control, Record, Row};
+use crate::rejected_log::Rejected;
+use crate::summary::Aggregates;
+use crate::timestamp::Timestamp;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+use stream_rows::StreamBuilder;
+
+/// Something that happened between rows, in input order.
+#[derive(Debug)]
+pub(crate) enum ChunkEvent {
+    /// A candle record after `at` of the chunk's rows (it may also be a
+    /// stored row: then it is row `at`).
+    Candle { at: u32 },
+    /// A checkpoint request after `at` rows.
+    Checkpoint { at: u32 },
+    /// A line that could not be decoded.
+    Rejected(Rejected),
+}
+
+/// Decoded records of one producer, in input order.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    /// The `_source` of rows that name none.
+    pub source: Arc<str>,
+    /// When the rows arrived.
+    pub ingested_at: Timestamp,
+    /// Rows stored (all streams); row `r` gets `_seq` = base + `r`.
+    pub rows: u32,
+    /// The rows, per stream.
+    pub streams: Vec<(Arc<str>, Vec<StreamRows>)>,
+    pub events: Vec<ChunkEvent>,
+    /// Trades, episodes and decisions counted as they were appended.
+    pub aggregates: Aggregates,
+    /// The stored rows' lines, back to back, and each one's range, in row
+    /// order: the write-ahead log stores these bytes as read.
+    pub lines: Vec<u8>,
+    pub spans: Vec<Range<usize>>,
+    /// The ring the lines came from, and the offset after the last of them.
+    pub ring: Option<RingMark>,
+}
+
+/// Builds a [`Chunk`] record by record.
+pub(crate) struct ChunkBuilder {
+    source: Arc<str>,
+    keep_candles: bool,
+    /// Keep each stored row's line for the write-ahead log (encoding rows
+    /// that come without one).
+    keep_lines: bool,
+    streams: HashMap<Arc<str>, StreamBuilder>,
+    /// Streams in order of first appearance in this builder.
+    order: Vec<Arc<str>>,
+    rows: u32,
+    events: Vec<ChunkEvent>,
+    aggregates: Aggregates,
+    lines: Vec<u8>,
+    spans: Vec<Range<usize>>,
+}
+
+impl ChunkBuilder {
+    /// A builder for records of `source` (unless a record names its own).
+    /// With `keep_candles`, candle records are stored rows too; with
+    /// `keep_lines`, each stored row's line is kept for the write-ahead log.
+    pub(crate) fn new(source: Arc<str>, keep_candles: bool, keep_lines: bool) -> Self {
+        ChunkBuilder {
+            source,
+            keep_candles,
+            keep_lines,
+            streams: HashMap::new(),
+            order: Vec::new(),
+            rows: 0,
+            events: Vec::new(),
+            aggregates: Aggregates::default(),
+            lines: Vec::new(),
+            spans: Vec::new(),
+        }
+    }
+
+    /// Records (rows, candles, controls, rejections) since the last chunk.
+    pub(crate) fn len(&self) -> usize {
+        self.rows as usize + self.events.len()
+    }
+
+    /// Rows appended since the last chunk.
+    pub(crate) fn rows(&self) -> u32 {
+        self.rows
+    }
+
+    /// The source of records that name none, from now on.
+    pub(crate) fn set_source(&mut self, source: Arc<str>) {
+        self.source = source;
+    }
+
+    pub(crate) fn source(&self) -> &Arc<str> {
+        &self.source
+    }
+
+    /// Appends one decoded record; `line` is its NDJSON text when there is
+    /// one (kept for the log). `counted`: whether it goes into the statistics
+    /// (replayed rows that the summary holds already do not).
+    pub(crate) fn push(&mut self, record: &Record, line: Option<&[u8]>, counted: bool) {
+        let row: &dyn Row = match record {
+            Record::Control(Control::Checkpoint) => {
+                self.events.push(ChunkEvent::Checkpoint { at: self.rows });
+                return;
+            }
+            // A reader consumes `hello` and `bye` itself.
+            Record::Control(_) => return,
+            Record::Candle(c) => {
+                self.events.push(ChunkEvent::Candle { at: self.rows });
+                if !self.keep_candles {
+                    return;
+                }
+                c
+            }
+            other => match other.row() {
+                Some(row) => row,
+                None => return,
+            },
+        };
+        if counted {
+            self.aggregates.account(record);
+        }
+        self.append_row(row, line);
+    }
+
+    fn append_row(&mut self, row: &dyn Row, line: Option<&[u8]>) {
+        let name = row.stream_name();
+        let builder = match self.streams.get_mut(name) {
+            Some(b) => b,
+            None => {
+                let key: Arc<str> = name.into();
+                self.order.push(key.clone());
+                self.streams
+                    .entry(key)
+                    .or_insert_with(|| StreamBuilder::new(row.core_fields()))
+            }
+        };
+        builder.append(row, &self.source, self.rows);
+        if self.keep_lines {
+            let start = self.lines.len();
+            match line {
+                Some(line) => self.lines.extend_from_slice(line),
+                None => row.write_json(&mut self.lines),
+            }
+            self.spans.push(start..self.lines.len());
+        }
+        self.rows += 1;
+    }
+
+    /// A line that could not be decoded.
+    pub(crate) fn reject(&mut self, rejected: Rejected) {
+        self.events.push(ChunkEvent::Rejected(rejected));
+    }
+
+    /// Everything since the last chunk, as a chunk; the builder starts over
+    /// (keeping each stream's schema).
+    pub(crate) fn take(&mut self, ring: Option<RingMark>) -> Chunk {
+        let streams = self
+            .order
+            .iter()
+            .filter_map(|name| {
+                let rows = self.streams.get_mut(name)?.take();
+                (!rows.is_empty()).then(|| (name.clone(), rows))
+            })
+            .collect();
+        let chunk = Chunk {
+            source: self.source.clone(),
+            ingested_at: Timestamp::now(),
+            rows: self.rows,
+            streams,
+            events: std::mem::take(&mut self.events),
+            aggregates: std::mem::take(&mut self.aggregates),
+            lines: std::mem::take(&mut self.lines),
+            spans: std::mem::take(&mut self.spans),
+            ring,
+        };
+        self.rows = 0;
+        chunk
+    }
+}
+
+#[cfg(test)]
+mod tests;
