@@ -149,6 +149,11 @@ impl StreamBuffer {
         self.sealed.front().or(self.open.as_ref()).map(|b| b.first_seq)
     }
 
+    /// The finished parts, oldest first.
+    pub(crate) fn sealed(&self) -> impl Iterator<Item = &SealedBatch> {
+        self.sealed.iter()
+    }
+
     /// The oldest finished part, to be published.
     pub(crate) fn front(&self) -> Option<&SealedBatch> {
         self.sealed.front()

@@ -166,7 +166,7 @@ impl CollectorBuilder {
             default_source: self.source.into(),
             min_free_bytes: self.min_free_bytes,
         };
-        let publisher = Publisher::new(opened.run.clone(), self.fs, self.format, &opened.manifest);
+        let publisher = Publisher::new(opened.run.clone(), self.fs, self.format, &opened.manifest)?;
         let active = ActiveRun::new(
             settings,
             publisher,

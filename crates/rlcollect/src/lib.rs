@@ -52,6 +52,7 @@ mod json;
 mod manifest;
 mod message;
 mod part_file;
+mod part_writer;
 mod producer;
 mod publisher;
 mod record;

@@ -1,17 +1,19 @@
-//! Publishing: sealed batches become part files, and the manifest and summary
-//! that name them are replaced, each file atomically (`atomic_file.rs`).
+//! Publishing: sealed batches become part files (written by the
+//! `PartWriter` thread), and the manifest and summary that name them are
+//! replaced, each file atomically (`atomic_file.rs`).
 //!
 //! The order is what makes a crash at any point safe: parts first, then
 //! `summary.json`, then `manifest.json`. A part the manifest does not list is
 //! a leftover that recovery removes (its rows are replayed from the log); the
 //! summary always covers at least the rows the manifest lists.
 
-use crate::atomic_file::{publish_bytes, sync_dir};
-use crate::buffer::{SealedBatch, StreamBuffer};
+use crate::atomic_file::publish_bytes;
+use crate::buffer::StreamBuffer;
 use crate::error::Error;
 use crate::fs::FileSystem;
-use crate::manifest::{FileEntry, Manifest, SchemaField};
-use crate::part_file::{publish_csv, publish_parquet, Format};
+use crate::manifest::{Manifest, SchemaField};
+use crate::part_file::Format;
+use crate::part_writer::{PartJob, PartResult, PartWriter};
 use crate::run_dir::RunDir;
 use crate::stats::Stats;
 use crate::summary::RunSummary;
@@ -19,18 +21,24 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-/// Writes a run's part files, summary and manifest.
+/// Writes a run's part files (through its [`PartWriter`] thread), summary
+/// and manifest.
 pub(crate) struct Publisher {
     run: RunDir,
     fs: Arc<dyn FileSystem>,
-    format: Format,
     /// The next part number of each stream.
     next_part: HashMap<String, u32>,
+    writer: PartWriter,
 }
 
 impl Publisher {
     /// A publisher continuing the parts `manifest` already lists.
-    pub(crate) fn new(run: RunDir, fs: Arc<dyn FileSystem>, format: Format, manifest: &Manifest) -> Self {
+    pub(crate) fn new(
+        run: RunDir,
+        fs: Arc<dyn FileSystem>,
+        format: Format,
+        manifest: &Manifest,
+    ) -> Result<Self, Error> {
         let next_part = manifest
             .streams
             .iter()
@@ -44,12 +52,18 @@ impl Publisher {
                 (name.clone(), highest + 1)
             })
             .collect();
-        Publisher {
+        let writer = PartWriter::spawn(run.clone(), fs.clone(), format)?;
+        Ok(Publisher {
             run,
             fs,
-            format,
             next_part,
-        }
+            writer,
+        })
+    }
+
+    /// The thread that writes part files.
+    pub(crate) fn writer(&mut self) -> &mut PartWriter {
+        &mut self.writer
     }
 
     /// The run directory.
@@ -62,84 +76,69 @@ impl Publisher {
         self.fs.as_ref()
     }
 
-    /// Publishes every sealed batch of every stream, oldest first, and lists
-    /// each file in `manifest` (not yet stored). A batch leaves its buffer only
-    /// once its files are published; a stream stops at its first failure and
-    /// keeps the rest. Returns the rows published, or the first error.
-    pub(crate) fn publish_sealed(
+    /// The parts to write now: every sealed batch of every stream, oldest
+    /// first, numbered after the stream's last published part.
+    pub(crate) fn plan(&self, streams: &BTreeMap<Arc<str>, StreamBuffer>) -> Vec<PartJob> {
+        let mut job = Vec::new();
+        for (name, buf) in streams {
+            let first = *self.next_part.get(&**name).unwrap_or(&1);
+            for (i, part) in buf.sealed().enumerate() {
+                job.push(PartJob {
+                    stream: name.clone(),
+                    number: first + i as u32,
+                    part: part.clone(),
+                });
+            }
+        }
+        job
+    }
+
+    /// Lists the parts of a job that were written in `manifest` (not yet
+    /// stored) and drops them from their buffers. Returns the rows published,
+    /// or the first error.
+    pub(crate) fn record(
         &mut self,
+        job: &[(Arc<str>, u32)],
+        results: Vec<PartResult>,
         streams: &mut BTreeMap<Arc<str>, StreamBuffer>,
         manifest: &mut Manifest,
         stats: &Stats,
     ) -> Result<u64, Error> {
         let mut published = 0u64;
         let mut first_error = None;
-        for (name, buf) in streams.iter_mut() {
-            while let Some(part) = buf.front() {
-                let number = *self.next_part.get(&**name).unwrap_or(&1);
-                let files = match self.publish_part(name, number, part) {
-                    Ok(files) => files,
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                        break;
-                    }
-                };
-                let rows = part.rows as u64;
-                stats.files.fetch_add(files.len() as u64, Relaxed);
-                stats
-                    .bytes_written
-                    .fetch_add(files.iter().map(|f| f.bytes).sum(), Relaxed);
-                let entry = manifest.streams.entry(name.to_string()).or_default();
-                entry.rows += rows;
-                entry.files.extend(files);
-                entry.schema = buf
-                    .schema()
-                    .iter()
-                    .map(|(n, t)| SchemaField {
-                        name: n.clone(),
-                        ty: *t,
-                    })
-                    .collect();
-                self.next_part.insert(name.to_string(), number + 1);
-                buf.pop_published();
-                published += rows;
-            }
+        for ((name, number), result) in job.iter().zip(results) {
+            let files = match result {
+                Ok(files) => files,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            let buf = streams.get_mut(name).expect("a job's stream has a buffer");
+            let rows = buf.front().map_or(0, |p| p.rows as u64);
+            stats.files.fetch_add(files.len() as u64, Relaxed);
+            stats
+                .bytes_written
+                .fetch_add(files.iter().map(|f| f.bytes).sum(), Relaxed);
+            let entry = manifest.streams.entry(name.to_string()).or_default();
+            entry.rows += rows;
+            entry.files.extend(files);
+            entry.schema = buf
+                .schema()
+                .iter()
+                .map(|(n, t)| SchemaField {
+                    name: n.clone(),
+                    ty: *t,
+                })
+                .collect();
+            self.next_part.insert(name.to_string(), number + 1);
+            buf.pop_published();
+            published += rows;
         }
         match first_error {
             Some(e) => Err(e),
             None => Ok(published),
         }
-    }
-
-    /// Writes one batch as part `number` of `stream`, in every configured format.
-    fn publish_part(&self, stream: &str, number: u32, part: &SealedBatch) -> Result<Vec<FileEntry>, Error> {
-        let dir = self.run.stream_dir(stream);
-        if !dir.is_dir() {
-            self.fs
-                .create_dir_all(&dir)
-                .map_err(Error::io(format!("create {}", dir.display())))?;
-            sync_dir(self.fs(), self.run.path())?;
-        }
-        let mut files = Vec::with_capacity(2);
-        for (ext, wanted) in [("parquet", self.format.parquet()), ("csv", self.format.csv())] {
-            if !wanted {
-                continue;
-            }
-            let name = self.run.part(stream, number, ext);
-            let bytes = match ext {
-                "parquet" => publish_parquet(self.fs(), &name.path, part, self.run.id())?,
-                _ => publish_csv(self.fs(), &name.path, part)?,
-            };
-            files.push(FileEntry {
-                path: name.rel,
-                format: ext.to_owned(),
-                rows: part.rows as u64,
-                first_seq: part.first_seq,
-                last_seq: part.last_seq,
-                bytes,
-            });
-        }
-        Ok(files)
     }
 
     /// Replaces `summary.json`.

@@ -96,7 +96,7 @@ pub(crate) fn recover_locked(run: &RunDir, fs: Arc<dyn FileSystem>, format: Form
     }
     tracing::warn!(run_dir = %run.path().display(), "recovering a run whose collector died");
     report.files_removed = run.remove_temp_files() + run.remove_unlisted_parts(&manifest);
-    let mut replay = Replay::new(run, fs, format, manifest);
+    let mut replay = Replay::new(run, fs, format, manifest).map_err(wrap)?;
     for (_, segment) in run.wal_segments() {
         replay.segment(&segment, &mut report).map_err(wrap)?;
     }
@@ -123,7 +123,7 @@ struct Replay {
 }
 
 impl Replay {
-    fn new(run: &RunDir, fs: Arc<dyn FileSystem>, format: Format, mut manifest: Manifest) -> Self {
+    fn new(run: &RunDir, fs: Arc<dyn FileSystem>, format: Format, mut manifest: Manifest) -> Result<Self, Error> {
         // The summary is written before the manifest at every checkpoint, so
         // it covers at least the published rows; rows it already counts are
         // not counted again.
@@ -143,12 +143,14 @@ impl Replay {
             default_source: "recovered".into(),
             min_free_bytes: 0,
         };
-        let publisher = Publisher::new(run.clone(), fs, format, &manifest);
-        Replay {
-            run: ActiveRun::new(settings, publisher, manifest, agg, None, Arc::new(Stats::default())),
+        let publisher = Publisher::new(run.clone(), fs, format, &manifest)?;
+        let mut active = ActiveRun::new(settings, publisher, manifest, agg, None, Arc::new(Stats::default()));
+        active.counts_through(counted_through);
+        Ok(Replay {
+            run: active,
             next_expected,
             counted_through,
-        }
+        })
     }
 
     /// Replays one segment, cutting its torn tail first.

@@ -113,19 +113,20 @@ impl Schedule {
         self.policy.should_checkpoint(&state, now)
     }
 
-    /// A checkpoint published everything: the counters start again.
-    pub(crate) fn succeeded(&mut self, now: Instant) {
+    /// A checkpoint was cut: the counters start again.
+    pub(crate) fn cut(&mut self, now: Instant) {
         self.candles_since = 0;
         self.last_checkpoint = now;
+    }
+
+    /// A checkpoint published everything: no backoff.
+    pub(crate) fn succeeded(&mut self) {
         self.failures = 0;
         self.retry_not_before = None;
     }
 
-    /// A checkpoint failed: no automatic retry before the returned delay. The
-    /// counters start again too, so the retry is paced by the backoff alone.
+    /// A checkpoint failed: no automatic retry before the returned delay.
     pub(crate) fn failed(&mut self, now: Instant) -> Duration {
-        self.candles_since = 0;
-        self.last_checkpoint = now;
         self.failures += 1;
         let delay = retry_delay(self.failures);
         self.retry_not_before = Some(now + delay);

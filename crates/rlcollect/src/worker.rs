@@ -34,6 +34,7 @@ impl Worker {
     /// Runs until `Shutdown`, or until every sender is gone.
     pub(crate) fn run(mut self) {
         let ticker = tick(self.run.tick_every());
+        let parts = self.run.part_results();
         loop {
             select! {
                 recv(self.inbox) -> msg => match msg {
@@ -41,7 +42,10 @@ impl Worker {
                         let _ = ack.send(self.run.finish(status));
                         return;
                     }
-                    Ok(msg) => self.handle(msg),
+                    Ok(msg) => {
+                        self.handle(msg);
+                        self.run.after_message();
+                    }
                     Err(_) => {
                         if let Err(e) = self.run.finish(RunStatus::Complete) {
                             tracing::error!("final flush after the last sender left failed: {e}");
@@ -49,9 +53,13 @@ impl Worker {
                         return;
                     }
                 },
-                recv(ticker) -> _ => {}
+                recv(parts) -> results => {
+                    if let Ok(results) = results {
+                        let _ = self.run.parts_written(results);
+                    }
+                }
+                recv(ticker) -> _ => self.run.tick(),
             }
-            self.run.tick();
         }
     }
 

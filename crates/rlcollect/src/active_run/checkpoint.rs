@@ -1,19 +1,35 @@
 //! Checkpoints and the final flush of an [`ActiveRun`].
 //!
-//! A checkpoint publishes every buffered row (parts), then `summary.json`,
-//! then `manifest.json`, and only then releases the log segments whose rows
-//! the manifest now lists. On an error the rows stay buffered (and logged),
-//! `last_error` goes into the manifest, and the next try waits for the backoff.
+//! A checkpoint seals every buffered row at the exact point it is cut and
+//! hands the sealed batches to the writer thread, which encodes and writes
+//! the parts while the worker takes more rows. When the parts are written,
+//! `summary.json` (as it was when the checkpoint was cut), then
+//! `manifest.json` are stored, and only then are the log segments whose rows
+//! the manifest now lists released. On an error the rows stay buffered (and
+//! logged), `last_error` goes into the manifest, and the next try waits for
+//! the backoff.
 
 use super::ActiveRun;
 use crate::buffer::StreamBuffer;
 use crate::error::Error;
 use crate::manifest::RunStatus;
+use crate::part_writer::PartResult;
 use crate::publisher::now_rfc3339;
 use crate::schedule::Trigger;
 use crate::summary::RunSummary;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Instant;
+
+/// A checkpoint whose parts the writer thread is writing.
+pub(super) struct InFlight {
+    trigger: Trigger,
+    /// The parts, as (stream, part number), in the order of the job.
+    parts: Vec<(Arc<str>, u32)>,
+    /// The summary of the rows the job publishes, taken when it was cut.
+    summary: RunSummary,
+    started: Instant,
+}
 
 impl ActiveRun {
     /// Checkpoints if a trigger fires now. A failure is recorded in the
@@ -24,18 +40,57 @@ impl ActiveRun {
         }
     }
 
-    /// Publishes every buffered row, then the summary and the manifest.
+    /// Cuts a checkpoint: every buffered row is sealed and handed to the
+    /// writer thread. A requested checkpoint (and the final flush) waits for
+    /// it and says how it went; the others finish in the background
+    /// ([`parts_written`](Self::parts_written)). One is in flight at a time:
+    /// a new one first waits for the last, so parts end exactly where their
+    /// checkpoint was cut.
     pub(crate) fn checkpoint(&mut self, trigger: Trigger) -> Result<(), Error> {
-        let started = Instant::now();
         if trigger == Trigger::Requested {
             // Records sent one by one before the request go with it.
             self.flush_direct();
         }
-        let result = self.publish(trigger);
+        // A failure of the one in flight is recorded; its rows go with this one.
+        let _ = self.settle();
+        for buf in self.streams.values_mut() {
+            buf.seal();
+        }
+        self.schedule.cut(Instant::now());
+        let job = self.publisher.plan(&self.streams);
+        self.in_flight = Some(InFlight {
+            trigger,
+            parts: job.iter().map(|p| (p.stream.clone(), p.number)).collect(),
+            summary: self.summary(self.manifest.status),
+            started: Instant::now(),
+        });
+        self.publisher.writer().submit(job);
+        if matches!(trigger, Trigger::Requested | Trigger::Final) {
+            self.settle()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Waits for the checkpoint in flight, if any, and completes it.
+    fn settle(&mut self) -> Result<(), Error> {
+        if !self.publisher.writer().in_flight() {
+            return Ok(());
+        }
+        let results = self.publisher.writer().wait();
+        self.parts_written(results)
+    }
+
+    /// The writer thread finished the checkpoint in flight: lists what it
+    /// wrote, then the summary and the manifest, then releases the log.
+    pub(crate) fn parts_written(&mut self, results: Vec<PartResult>) -> Result<(), Error> {
+        self.publisher.writer().received();
+        let job = self.in_flight.take().expect("results answer a job in flight");
+        let result = self.complete(&job, results);
         match &result {
             Ok(rows) => {
-                self.schedule.succeeded(Instant::now());
-                tracing::debug!(?trigger, rows, elapsed = ?started.elapsed(), "checkpoint");
+                self.schedule.succeeded();
+                tracing::debug!(trigger = ?job.trigger, rows, elapsed = ?job.started.elapsed(), "checkpoint");
             }
             Err(e) => {
                 let delay = self.schedule.failed(Instant::now());
@@ -51,14 +106,11 @@ impl ActiveRun {
         })
     }
 
-    /// The steps of one checkpoint; returns the rows published.
-    fn publish(&mut self, trigger: Trigger) -> Result<u64, Error> {
-        for buf in self.streams.values_mut() {
-            buf.seal();
-        }
+    /// The steps after the parts are written; returns the rows published.
+    fn complete(&mut self, job: &InFlight, results: Vec<PartResult>) -> Result<u64, Error> {
         let published = self
             .publisher
-            .publish_sealed(&mut self.streams, &mut self.manifest, &self.stats);
+            .record(&job.parts, results, &mut self.streams, &mut self.manifest, &self.stats);
         self.manifest.published_seq = self
             .streams
             .values()
@@ -75,8 +127,8 @@ impl ActiveRun {
         self.rejected.sync()?;
         // The summary goes first: it then always covers at least the rows the
         // manifest lists, which recovery relies on.
-        if published > 0 || trigger == Trigger::Final {
-            self.publisher.store_summary(&self.summary(self.manifest.status))?;
+        if published > 0 || job.trigger == Trigger::Final {
+            self.publisher.store_summary(&job.summary)?;
         }
         self.publisher.store_manifest(&mut self.manifest)?;
         self.rings_published();

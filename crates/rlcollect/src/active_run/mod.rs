@@ -63,6 +63,8 @@ pub(crate) struct ActiveRun {
     rejected: RejectedLog,
     log: Option<RowLog>,
     rings: RingLedger,
+    /// The checkpoint whose parts the writer thread is writing.
+    in_flight: Option<checkpoint::InFlight>,
     stats: Arc<Stats>,
     low_space_warned: bool,
 }
@@ -103,15 +105,27 @@ impl ActiveRun {
             manifest,
             agg,
             log: wal.map(|wal| RowLog { wal, failing: false }),
+            in_flight: None,
             stats,
             low_space_warned: false,
         }
+    }
+
+    /// The statistics it resumed from count every row below `seq`.
+    pub(crate) fn counts_through(&mut self, seq: u64) {
+        self.counted_through = self.counted_through.max(seq);
     }
 
     /// What producers need to build chunks for this run: keep candle rows?
     /// keep each row's line for the log?
     pub(crate) fn chunk_settings(&self) -> (bool, bool) {
         (self.settings.keep_candles, self.log.is_some())
+    }
+
+    /// Where the writer thread reports a checkpoint's parts as written (for
+    /// the driver's `select!`; hand them to [`parts_written`](Self::parts_written)).
+    pub(crate) fn part_results(&mut self) -> crossbeam_channel::Receiver<Vec<crate::part_writer::PartResult>> {
+        self.publisher.writer().done().clone()
     }
 
     /// How often the driver must call [`tick`](Self::tick) when nothing arrives.
@@ -172,10 +186,15 @@ impl ActiveRun {
         self.rings.ended(name, end);
     }
 
-    /// Periodic work: records sent one by one, the log's group commit and
-    /// the checkpoint triggers.
+    /// Periodic work: records sent one by one become a chunk, then as
+    /// [`after_message`](Self::after_message).
     pub(crate) fn tick(&mut self) {
         self.flush_direct();
+        self.after_message();
+    }
+
+    /// The log's group commit when it is due, and the checkpoint triggers.
+    pub(crate) fn after_message(&mut self) {
         if let Some(log) = self.log.as_mut() {
             let result = log.wal.sync_if_due();
             if result.as_ref().is_ok_and(|synced| *synced) {

@@ -1,0 +1,156 @@
+//! [`PartWriter`]: a thread that encodes sealed batches into part files
+//! (Parquet, CSV), each written atomically, so the worker goes on taking
+//! rows while a checkpoint's parts are compressed and fsynced.
+//!
+//! The worker hands over one job at a time (a checkpoint's parts, in order)
+//! and learns per part whether it was written; it alone then lists the files
+//! in the manifest (`publisher.rs`). Within a stream, parts are written in
+//! order and a failure stops that stream's later parts, so the published
+//! parts of a stream are always a prefix of its sealed ones.
+
+use crate::atomic_file::sync_dir;
+use crate::buffer::SealedBatch;
+use crate::error::Error;
+use crate::fs::FileSystem;
+use crate::manifest::FileEntry;
+use crate::part_file::{publish_csv, publish_parquet, Format};
+use crate::run_dir::RunDir;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// One part to write.
+pub(crate) struct PartJob {
+    pub stream: Arc<str>,
+    pub number: u32,
+    pub part: SealedBatch,
+}
+
+/// What became of one part of a job, in the job's order.
+pub(crate) type PartResult = Result<Vec<FileEntry>, Error>;
+
+/// The writer thread and its two channels.
+pub(crate) struct PartWriter {
+    jobs: Option<Sender<Vec<PartJob>>>,
+    done: Receiver<Vec<PartResult>>,
+    thread: Option<JoinHandle<()>>,
+    in_flight: bool,
+}
+
+impl PartWriter {
+    /// Starts the thread writing into `run` through `fs`, in `format`.
+    pub(crate) fn spawn(run: RunDir, fs: Arc<dyn FileSystem>, format: Format) -> Result<PartWriter, Error> {
+        let (jobs, incoming) = bounded::<Vec<PartJob>>(1);
+        let (results, done) = bounded(1);
+        let thread = std::thread::Builder::new()
+            .name("rlcollect-parts".into())
+            .spawn(move || {
+                for job in incoming {
+                    let written = write_job(&run, fs.as_ref(), format, job);
+                    if results.send(written).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(Error::io("spawn the part writer thread"))?;
+        Ok(PartWriter {
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+            in_flight: false,
+        })
+    }
+
+    /// True while a job is being written.
+    pub(crate) fn in_flight(&self) -> bool {
+        self.in_flight
+    }
+
+    /// Where the results of jobs arrive (for a `select!`).
+    pub(crate) fn done(&self) -> &Receiver<Vec<PartResult>> {
+        &self.done
+    }
+
+    /// Hands a job over; there must be none in flight.
+    pub(crate) fn submit(&mut self, job: Vec<PartJob>) {
+        assert!(!self.in_flight, "one job at a time");
+        let jobs = self.jobs.as_ref().expect("the writer runs until dropped");
+        jobs.send(job)
+            .expect("the part writer thread lives as long as its handle");
+        self.in_flight = true;
+    }
+
+    /// Waits for the job in flight.
+    pub(crate) fn wait(&mut self) -> Vec<PartResult> {
+        let results = self.done.recv().expect("the part writer answers every job");
+        self.in_flight = false;
+        results
+    }
+
+    /// The job in flight's results were taken from [`done`](Self::done).
+    pub(crate) fn received(&mut self) {
+        self.in_flight = false;
+    }
+}
+
+impl Drop for PartWriter {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Writes a job's parts in order; after a failure, later parts of the same
+/// stream are not tried (they would come after a missing part).
+fn write_job(run: &RunDir, fs: &dyn FileSystem, format: Format, job: Vec<PartJob>) -> Vec<PartResult> {
+    let mut failed: HashSet<Arc<str>> = HashSet::new();
+    job.into_iter()
+        .map(|p| {
+            if failed.contains(&p.stream) {
+                return Err(Error::Io {
+                    context: format!("{} part {} waits for an earlier part", p.stream, p.number),
+                    source: std::io::Error::other("an earlier part of the stream failed"),
+                });
+            }
+            let result = write_part(run, fs, format, &p);
+            if result.is_err() {
+                failed.insert(p.stream.clone());
+            }
+            result
+        })
+        .collect()
+}
+
+/// Writes one batch as part `number` of its stream, in every configured format.
+fn write_part(run: &RunDir, fs: &dyn FileSystem, format: Format, job: &PartJob) -> PartResult {
+    let dir = run.stream_dir(&job.stream);
+    if !dir.is_dir() {
+        fs.create_dir_all(&dir)
+            .map_err(Error::io(format!("create {}", dir.display())))?;
+        sync_dir(fs, run.path())?;
+    }
+    let part = &job.part;
+    let mut files = Vec::with_capacity(2);
+    for (ext, wanted) in [("parquet", format.parquet()), ("csv", format.csv())] {
+        if !wanted {
+            continue;
+        }
+        let name = run.part(&job.stream, job.number, ext);
+        let bytes = match ext {
+            "parquet" => publish_parquet(fs, &name.path, part, run.id())?,
+            _ => publish_csv(fs, &name.path, part)?,
+        };
+        files.push(FileEntry {
+            path: name.rel,
+            format: ext.to_owned(),
+            rows: part.rows as u64,
+            first_seq: part.first_seq,
+            last_seq: part.last_seq,
+            bytes,
+        });
+    }
+    Ok(files)
+}
