@@ -14,6 +14,7 @@ use crate::timestamp::Timestamp;
 use crate::wal::RingEnd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Where the chunk's rows stand while its events run: how many are handed to
 /// the buffers, and how far into each stream's rows that is.
@@ -78,16 +79,19 @@ impl ActiveRun {
     }
 
     /// A candle after `at` rows (itself row `at` when candles are kept):
-    /// counted, and a checkpoint when it is the N-th.
+    /// counted, and a checkpoint cut right there when it is the N-th.
     fn candle(&mut self, at: u32, streams: &[(Arc<str>, Vec<StreamRows>)], cursor: &mut Cursor, at_time: Timestamp) {
         self.schedule.candle();
         self.manifest.candles += 1;
         self.stats.candles.fetch_add(1, Relaxed);
-        let upto = if self.settings.keep_candles { at + 1 } else { at };
-        self.commit(upto, streams, cursor, at_time);
         // Checked per candle, not per chunk: a chunk may hold many candles,
-        // and each N-th one ends a checkpoint.
-        self.maybe_checkpoint();
+        // and each N-th one ends a checkpoint. Rows are handed over only
+        // then, so a chunk stays in large slices.
+        if let Some(trigger) = self.schedule.due(self.buffered_rows(), Instant::now()) {
+            let upto = if self.settings.keep_candles { at + 1 } else { at };
+            self.commit(upto, streams, cursor, at_time);
+            let _ = self.checkpoint(trigger);
+        }
     }
 
     /// Hands the chunk's rows below `upto` to the buffers, numbered.
