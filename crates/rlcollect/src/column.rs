@@ -2,7 +2,7 @@
 
 use crate::schema::ColumnType;
 use crate::timestamp::Timestamp;
-use crate::value::Value;
+use crate::value::{Value, ValueRef};
 use arrow_array::builder::{
     ArrayBuilder, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
     UInt64Builder,
@@ -63,15 +63,15 @@ impl Column {
     /// Appends `value`, converted to this column's type. The caller chose the
     /// type with [`ColumnType::merge`], so every conversion here is lossless or
     /// to JSON text.
-    pub(crate) fn push_value(&mut self, value: &Value) {
+    pub(crate) fn push_value(&mut self, value: ValueRef<'_>) {
         match (self, value) {
-            (col, Value::Null) => col.push_null(),
-            (Column::Bool(b), Value::Bool(v)) => b.append_value(*v),
-            (Column::Int64(b), Value::Int(v)) => b.append_value(*v),
-            (Column::Float64(b), Value::Float(v)) => b.append_value(*v),
-            (Column::Float64(b), Value::Int(v)) => b.append_value(*v as f64),
-            (Column::Timestamp(b), Value::Timestamp(v)) => b.append_value(v.0),
-            (Column::String(b), Value::Str(v)) => b.append_value(v),
+            (col, ValueRef::Null) => col.push_null(),
+            (Column::Bool(b), ValueRef::Bool(v)) => b.append_value(v),
+            (Column::Int64(b), ValueRef::Int(v)) => b.append_value(v),
+            (Column::Float64(b), ValueRef::Float(v)) => b.append_value(v),
+            (Column::Float64(b), ValueRef::Int(v)) => b.append_value(v as f64),
+            (Column::Timestamp(b), ValueRef::Timestamp(v)) => b.append_value(v.0),
+            (Column::String(b), ValueRef::Str(v)) => b.append_value(v),
             (Column::String(b), other) => b.append_value(other.to_json_text()),
             (col, _) => {
                 debug_assert!(false, "value does not fit its column; schema merge is wrong");

@@ -86,7 +86,11 @@ pub(crate) fn parse_object(line: &str) -> Result<Vec<(Cow<'_, str>, JsonValue<'_
 
 /// Returns `raw` (valid JSON text, possibly with `NaN` tokens) without the
 /// whitespace outside strings, so `{"rsi": 55.5}` is stored as `{"rsi":55.5}`.
-pub(crate) fn compact(raw: &str) -> String {
+/// Text without any whitespace is borrowed as it is.
+pub(crate) fn compact(raw: &str) -> Cow<'_, str> {
+    if !raw.bytes().any(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+        return Cow::Borrowed(raw);
+    }
     let mut out = String::with_capacity(raw.len());
     let mut in_string = false;
     let mut escaped = false;
@@ -107,7 +111,7 @@ pub(crate) fn compact(raw: &str) -> String {
             out.push(c);
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 struct Parser<'a> {

@@ -2,7 +2,7 @@
 //! `summary.json` (SPEC §3).
 
 use crate::manifest::RunStatus;
-use crate::record::{ModelDecision, Record, RlEpisode, Trade};
+use crate::record::{CoreVal, ModelDecision, ParsedLine, Record, RlEpisode, Trade};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -32,6 +32,38 @@ impl Sum {
     fn merge(&mut self, other: Sum) {
         self.add(other.sum);
         self.add(other.compensation);
+    }
+}
+
+/// Counts one more `key` in a map, allocating the key only the first time.
+fn count_map(map: &mut BTreeMap<String, u64>, key: &str) {
+    match map.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(key.to_owned(), 1);
+        }
+    }
+}
+
+fn count_in(map: &mut BTreeMap<String, Group>, key: &str) {
+    match map.get_mut(key) {
+        Some(g) => g.count += 1,
+        None => {
+            map.insert(
+                key.to_owned(),
+                Group {
+                    count: 1,
+                    profit_abs: 0.0,
+                },
+            );
+        }
+    }
+}
+
+fn add_to(map: &mut BTreeMap<String, Sum>, key: &str, x: f64) {
+    match map.get_mut(key) {
+        Some(s) => s.add(x),
+        None => map.entry(key.to_owned()).or_default().add(x),
     }
 }
 
@@ -160,9 +192,36 @@ impl Aggregates {
     /// rows replayed from the log.
     pub(crate) fn account(&mut self, record: &Record) {
         match record {
-            Record::Trade(t) => self.add_trade(t),
-            Record::RlEpisode(e) => self.add_episode(e),
-            Record::ModelDecision(d) => self.add_decision(d),
+            Record::Trade(t) => self.add_trade(&t.pair, t.profit_abs, t.profit_ratio, t.exit_reason.as_deref()),
+            Record::RlEpisode(e) => self.add_episode(e.episode, e.total_reward),
+            Record::ModelDecision(d) => self.add_decision(d.action),
+            _ => {}
+        }
+    }
+
+    /// [`account`](Self::account) for a line decoded in place.
+    pub(crate) fn account_parsed(&mut self, p: &ParsedLine<'_>) {
+        let f64_of = |name| match p.core(name) {
+            Some(CoreVal::F64(v)) => Some(*v),
+            _ => None,
+        };
+        let str_of = |name| match p.core(name) {
+            Some(CoreVal::Str(s)) => Some(s.as_ref()),
+            _ => None,
+        };
+        let i64_of = |name| match p.core(name) {
+            Some(CoreVal::I64(v)) => Some(*v),
+            _ => None,
+        };
+        match p.stream() {
+            Some(Trade::STREAM) => self.add_trade(
+                str_of("pair").unwrap_or_default(),
+                f64_of("profit_abs"),
+                f64_of("profit_ratio"),
+                str_of("exit_reason"),
+            ),
+            Some(RlEpisode::STREAM) => self.add_episode(i64_of("episode").unwrap_or_default(), f64_of("total_reward")),
+            Some(ModelDecision::STREAM) => self.add_decision(i64_of("action")),
             _ => {}
         }
     }
@@ -214,10 +273,10 @@ impl Aggregates {
         }
     }
 
-    fn add_trade(&mut self, t: &Trade) {
+    fn add_trade(&mut self, pair: &str, profit_abs: Option<f64>, profit_ratio: Option<f64>, exit_reason: Option<&str>) {
         let s = &mut self.trades;
         s.count += 1;
-        let profit = t.profit_abs.filter(|p| !p.is_nan());
+        let profit = profit_abs.filter(|p| !p.is_nan());
         if let Some(p) = profit {
             match p.partial_cmp(&0.0) {
                 Some(std::cmp::Ordering::Greater) => s.wins += 1,
@@ -227,34 +286,38 @@ impl Aggregates {
             self.profit_total.add(p);
         }
         let p = profit.unwrap_or(0.0);
-        s.by_pair.entry(t.pair.clone()).or_default().count += 1;
-        self.by_pair.entry(t.pair.clone()).or_default().add(p);
-        let reason = t.exit_reason.clone().unwrap_or_else(|| "unknown".into());
-        s.by_exit_reason.entry(reason.clone()).or_default().count += 1;
-        self.by_exit.entry(reason).or_default().add(p);
-        if let Some(r) = t.profit_ratio.filter(|r| !r.is_nan()) {
+        count_in(&mut s.by_pair, pair);
+        add_to(&mut self.by_pair, pair, p);
+        let reason = exit_reason.unwrap_or("unknown");
+        count_in(&mut s.by_exit_reason, reason);
+        add_to(&mut self.by_exit, reason, p);
+        if let Some(r) = profit_ratio.filter(|r| !r.is_nan()) {
             self.ratio_sum.add(r);
             self.ratio_count += 1;
         }
     }
 
-    fn add_episode(&mut self, e: &RlEpisode) {
+    fn add_episode(&mut self, episode: i64, total_reward: Option<f64>) {
         let s = &mut self.episodes;
         s.count += 1;
-        if let Some(r) = e.total_reward.filter(|r| !r.is_nan()) {
+        if let Some(r) = total_reward.filter(|r| !r.is_nan()) {
             self.reward_sum.add(r);
             s.total_reward_min = Some(s.total_reward_min.map_or(r, |m| m.min(r)));
             if s.total_reward_max.is_none_or(|m| r > m) {
                 s.total_reward_max = Some(r);
-                s.best_episode = Some(e.episode);
+                s.best_episode = Some(episode);
             }
         }
     }
 
-    fn add_decision(&mut self, d: &ModelDecision) {
+    fn add_decision(&mut self, action: Option<i64>) {
         self.decisions.count += 1;
-        let key = d.action.map_or_else(|| "null".to_owned(), |a| a.to_string());
-        *self.decisions.by_action.entry(key).or_default() += 1;
+        let mut buf = itoa::Buffer::new();
+        let key: &str = match action {
+            Some(a) => buf.format(a),
+            None => "null",
+        };
+        count_map(&mut self.decisions.by_action, key);
     }
 
     pub(crate) fn summary(
@@ -318,10 +381,10 @@ mod tests {
     #[test]
     fn counts_wins_losses_draws_and_groups() {
         let mut a = Aggregates::default();
-        a.add_trade(&trade("A", Some(1.0), "roi"));
-        a.add_trade(&trade("A", Some(-0.5), "stop_loss"));
-        a.add_trade(&trade("B", Some(0.0), "roi"));
-        a.add_trade(&trade("B", None, "roi"));
+        a.account(&Record::Trade(trade("A", Some(1.0), "roi")));
+        a.account(&Record::Trade(trade("A", Some(-0.5), "stop_loss")));
+        a.account(&Record::Trade(trade("B", Some(0.0), "roi")));
+        a.account(&Record::Trade(trade("B", None, "roi")));
         let s = a.summary("r", RunStatus::Complete, BTreeMap::new(), 0, 0);
         let t = &s.trades;
         assert_eq!((t.count, t.wins, t.losses, t.draws), (4, 1, 1, 1));
@@ -342,11 +405,11 @@ mod tests {
     fn episodes_track_best() {
         let mut a = Aggregates::default();
         for (ep, r) in [(1, 2.0), (2, 9.0), (3, -1.0)] {
-            a.add_episode(&RlEpisode {
+            a.account(&Record::RlEpisode(RlEpisode {
                 episode: ep,
                 total_reward: Some(r),
                 ..RlEpisode::default()
-            });
+            }));
         }
         let e = a.summary("r", RunStatus::Complete, BTreeMap::new(), 0, 0).rl_episodes;
         assert_eq!(

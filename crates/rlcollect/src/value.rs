@@ -3,6 +3,7 @@
 
 use crate::schema::ColumnType;
 use crate::timestamp::Timestamp;
+use std::borrow::Cow;
 
 /// The value of one extra field.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,14 +27,7 @@ pub enum Value {
 impl Value {
     /// The column type this value alone would need.
     pub fn column_type(&self) -> ColumnType {
-        match self {
-            Value::Null => ColumnType::Null,
-            Value::Bool(_) => ColumnType::Bool,
-            Value::Int(_) => ColumnType::Int64,
-            Value::Float(_) => ColumnType::Float64,
-            Value::Str(_) | Value::Json(_) => ColumnType::String,
-            Value::Timestamp(_) => ColumnType::Timestamp,
-        }
+        self.as_ref().column_type()
     }
 
     /// The value as JSON text, as stored in a text column when types conflict.
@@ -46,19 +40,100 @@ impl Value {
 
     /// Appends the value's JSON text to `out` (no allocation on the way).
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        self.as_ref().write_json(out)
+    }
+}
+
+/// An extra field's value, borrowed from the line it was read from where it
+/// can be (the readers' path; [`Value`] is the owned twin).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ValueRef<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Cow<'a, str>),
+    Timestamp(Timestamp),
+    /// A nested object or array, as compact JSON text.
+    Json(Cow<'a, str>),
+}
+
+impl<'a> ValueRef<'a> {
+    /// The column type this value alone would need.
+    pub(crate) fn column_type(&self) -> ColumnType {
+        match self {
+            ValueRef::Null => ColumnType::Null,
+            ValueRef::Bool(_) => ColumnType::Bool,
+            ValueRef::Int(_) => ColumnType::Int64,
+            ValueRef::Float(_) => ColumnType::Float64,
+            ValueRef::Str(_) | ValueRef::Json(_) => ColumnType::String,
+            ValueRef::Timestamp(_) => ColumnType::Timestamp,
+        }
+    }
+
+    /// The same value, borrowing from this one.
+    pub(crate) fn reborrow(&self) -> ValueRef<'_> {
+        match self {
+            ValueRef::Null => ValueRef::Null,
+            ValueRef::Bool(b) => ValueRef::Bool(*b),
+            ValueRef::Int(i) => ValueRef::Int(*i),
+            ValueRef::Float(f) => ValueRef::Float(*f),
+            ValueRef::Str(s) => ValueRef::Str(Cow::Borrowed(s)),
+            ValueRef::Timestamp(t) => ValueRef::Timestamp(*t),
+            ValueRef::Json(j) => ValueRef::Json(Cow::Borrowed(j)),
+        }
+    }
+
+    /// The owned value.
+    pub(crate) fn into_owned(self) -> Value {
+        match self {
+            ValueRef::Null => Value::Null,
+            ValueRef::Bool(b) => Value::Bool(b),
+            ValueRef::Int(i) => Value::Int(i),
+            ValueRef::Float(f) => Value::Float(f),
+            ValueRef::Str(s) => Value::Str(s.into_owned()),
+            ValueRef::Timestamp(t) => Value::Timestamp(t),
+            ValueRef::Json(j) => Value::Json(j.into_owned()),
+        }
+    }
+
+    /// The value as JSON text (see [`Value::to_json_text`]).
+    pub(crate) fn to_json_text(&self) -> String {
+        let mut out = Vec::with_capacity(16);
+        self.write_json(&mut out);
+        String::from_utf8(out).expect("JSON text is UTF-8")
+    }
+
+    /// Appends the value's JSON text to `out`.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
         use std::io::Write;
         match self {
-            Value::Null => out.extend_from_slice(b"null"),
-            Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-            Value::Int(i) => {
+            ValueRef::Null => out.extend_from_slice(b"null"),
+            ValueRef::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            ValueRef::Int(i) => {
                 let _ = write!(out, "{i}");
             }
-            Value::Float(f) => write_f64(*f, out),
-            Value::Str(s) => serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail"),
-            Value::Timestamp(t) => {
+            ValueRef::Float(f) => write_f64(*f, out),
+            ValueRef::Str(s) => serde_json::to_writer(&mut *out, s.as_ref()).expect("writing to a Vec cannot fail"),
+            ValueRef::Timestamp(t) => {
                 let _ = write!(out, "\"{}\"", t.to_rfc3339());
             }
-            Value::Json(j) => out.extend_from_slice(j.as_bytes()),
+            ValueRef::Json(j) => out.extend_from_slice(j.as_bytes()),
+        }
+    }
+}
+
+impl Value {
+    /// The value, borrowed.
+    pub(crate) fn as_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Null => ValueRef::Null,
+            Value::Bool(b) => ValueRef::Bool(*b),
+            Value::Int(i) => ValueRef::Int(*i),
+            Value::Float(f) => ValueRef::Float(*f),
+            Value::Str(s) => ValueRef::Str(Cow::Borrowed(s)),
+            Value::Timestamp(t) => ValueRef::Timestamp(*t),
+            Value::Json(j) => ValueRef::Json(Cow::Borrowed(j)),
         }
     }
 }
@@ -97,6 +172,12 @@ impl Extras {
     pub fn with(mut self, name: impl Into<String>, value: Value) -> Self {
         self.insert(name, value);
         self
+    }
+
+    /// Field `i`: its name and value, borrowed.
+    pub(crate) fn at(&self, i: usize) -> (&str, ValueRef<'_>) {
+        let (k, v) = &self.0[i];
+        (k, v.as_ref())
     }
 
     /// The value of `name`, if present.

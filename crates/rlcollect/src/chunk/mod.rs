@@ -11,7 +11,8 @@ mod stream_rows;
 pub(crate) use stream_rows::StreamRows;
 
 use crate::active_run::RingMark;
-use crate::record::{Control, Record, Row};
+use crate::error::DecodeError;
+use crate::record::{Control, Kind, ParsedLine, Record, Row};
 use crate::rejected_log::Rejected;
 use crate::summary::Aggregates;
 use crate::timestamp::Timestamp;
@@ -136,6 +137,29 @@ impl ChunkBuilder {
             self.aggregates.account(record);
         }
         self.append_row(row, line);
+    }
+
+    /// Decodes one NDJSON line and appends it (no copy of its strings but
+    /// into the columns and the log's lines). A `hello` or `bye` is handed
+    /// back: the reader acts on those.
+    pub(crate) fn push_line(&mut self, line: &[u8]) -> Result<Option<Control>, DecodeError> {
+        let parsed = ParsedLine::parse(line)?;
+        match &parsed.kind {
+            Kind::Control(Control::Checkpoint) => {
+                self.events.push(ChunkEvent::Checkpoint { at: self.rows });
+                return Ok(None);
+            }
+            Kind::Control(other) => return Ok(Some(other.clone())),
+            Kind::Core(def) if def.wire == "candle" => {
+                self.events.push(ChunkEvent::Candle { at: self.rows });
+                if !self.keep_candles {
+                    return Ok(None);
+                }
+            }
+            _ => self.aggregates.account_parsed(&parsed),
+        }
+        self.append_row(&parsed, Some(line));
+        Ok(None)
     }
 
     fn append_row(&mut self, row: &dyn Row, line: Option<&[u8]>) {

@@ -9,7 +9,7 @@
 //! chunks of one stream stay alike.
 
 use crate::column::Column;
-use crate::record::{CoreField, Row};
+use crate::record::{extras_of, CoreField, Row};
 use crate::schema::ColumnType;
 use arrow_array::ArrayRef;
 use std::collections::HashMap;
@@ -67,7 +67,7 @@ impl StreamBuilder {
         let (head, extras) = self.columns.split_at_mut(fixed);
         row.push_core(&mut head[..self.core.len()]);
         head[self.core.len()].push_str(Some(row.source().unwrap_or(source)));
-        for (name, value) in row.extra().iter() {
+        for (name, value) in extras_of(row) {
             let i = self.index[name] - fixed;
             // A name sent twice in one record is kept once (last value wins,
             // as in `Extras::insert`); guard against double pushes anyway.
@@ -82,7 +82,7 @@ impl StreamBuilder {
     }
 
     fn needs_schema_change(&self, row: &dyn Row) -> bool {
-        row.extra().iter().any(|(name, value)| match self.index.get(name) {
+        extras_of(row).any(|(name, value)| match self.index.get(name) {
             None => true,
             Some(&i) => {
                 let have = self.fields[i].1;
@@ -92,7 +92,7 @@ impl StreamBuilder {
     }
 
     fn widen_schema(&mut self, row: &dyn Row) {
-        for (name, value) in row.extra().iter() {
+        for (name, value) in extras_of(row) {
             match self.index.get(name) {
                 None => {
                     self.index.insert(name.to_owned(), self.fields.len());

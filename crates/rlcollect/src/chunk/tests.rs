@@ -161,3 +161,88 @@ fn rows_of_several_streams_are_numbered_in_the_order_they_came() {
         "w2"
     );
 }
+
+mod same_rows_both_ways {
+    //! The readers append a decoded line in place (`push_line`); `Handle::send`
+    //! appends an owned record (`push`). Both must give the same columns and
+    //! the same statistics, for any line.
+    use super::*;
+    use crate::manifest::RunStatus;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("null".to_owned()),
+            Just("NaN".to_owned()),
+            Just("-Infinity".to_owned()),
+            any::<bool>().prop_map(|b| b.to_string()),
+            any::<i32>().prop_map(|i| i.to_string()),
+            (-1e6f64..1e6).prop_map(|f| format!("{f:?}")),
+            "[a-z ]{0,6}".prop_map(|s| format!("\"{s}\"")),
+            Just("\"12.5\"".to_owned()),
+            Just("\"2024-10-01T00:05:00Z\"".to_owned()),
+            Just("[1, {\"a\": 2}]".to_owned()),
+        ]
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        let stream = prop_oneof![
+            Just("trades"),
+            Just("rl_episodes"),
+            Just("model_decisions"),
+            Just("predictions"),
+            Just("my_stream"),
+            Just("candle"),
+        ];
+        let keys = prop_oneof![
+            Just("pair"),
+            Just("ts"),
+            Just("episode"),
+            Just("action"),
+            Just("profit_abs"),
+            Just("exit_reason"),
+            Just("reward"),
+            Just("total_reward"),
+            Just("source"),
+            Just("x"),
+            Just("y"),
+        ];
+        (stream, proptest::collection::vec((keys, value()), 0..8)).prop_map(|(stream, fields)| {
+            let mut parts: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+            parts.push(format!("\"stream\": \"{stream}\""));
+            format!("{{{}}}", parts.join(", "))
+        })
+    }
+
+    /// Each stream's rows as text: name, fields with their types, columns.
+    fn columns(chunk: &Chunk) -> Vec<String> {
+        chunk
+            .streams
+            .iter()
+            .flat_map(|(name, rows)| rows.iter().map(move |r| (name, r)))
+            .map(|(name, r)| {
+                let data: Vec<String> = r.columns.iter().map(|c| format!("{c:?}")).collect();
+                format!("{name} {:?} {data:?}", r.fields)
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn a_line_appended_in_place_equals_its_record(lines in proptest::collection::vec(line(), 1..30)) {
+            let mut direct = ChunkBuilder::new("t".into(), true, true);
+            let mut owned = ChunkBuilder::new("t".into(), true, true);
+            for l in &lines {
+                let a = direct.push_line(l.as_bytes()).map(|_| ());
+                let b = Record::from_json(l.as_bytes()).map(|r| owned.push(&r, Some(l.as_bytes()), true));
+                prop_assert_eq!(a.is_ok(), b.is_ok(), "{}", l);
+            }
+            let (d, o) = (direct.take(None), owned.take(None));
+            prop_assert_eq!(d.rows, o.rows);
+            prop_assert_eq!(columns(&d), columns(&o));
+            let summary = |a: Aggregates| a.summary("r", RunStatus::Complete, BTreeMap::new(), 0, 0);
+            prop_assert_eq!(format!("{:?}", summary(d.aggregates)), format!("{:?}", summary(o.aggregates)));
+        }
+    }
+}

@@ -8,7 +8,7 @@ use crate::active_run::RingMark;
 use crate::chunk::ChunkBuilder;
 use crate::collector::Handle;
 use crate::error::DecodeError;
-use crate::record::{Control, Record};
+use crate::record::Control;
 use crate::rejected_log::Rejected;
 use crate::ring::map::RingMap;
 use std::sync::Arc;
@@ -174,8 +174,12 @@ impl<'a> Pump<'a> {
             self.reject(line, err);
             return None;
         }
-        match Record::from_json(line) {
-            Ok(Record::Control(Control::Hello { source, ring })) => {
+        match self.chunk.push_line(line) {
+            Ok(None) => {
+                self.counts.records += 1;
+                None
+            }
+            Ok(Some(Control::Hello { source, ring })) => {
                 self.flush();
                 self.session.hello(&source);
                 self.chunk.set_source(source.into());
@@ -184,12 +188,8 @@ impl<'a> Pump<'a> {
                 }
                 ring.map(Action::Ring)
             }
-            Ok(Record::Control(Control::Bye)) => Some(Action::Bye),
-            Ok(record) => {
-                self.counts.records += 1;
-                self.chunk.push(&record, Some(line), true);
-                None
-            }
+            Ok(Some(Control::Bye)) => Some(Action::Bye),
+            Ok(Some(Control::Checkpoint)) => None,
             Err(err) => {
                 self.reject(line, err);
                 None

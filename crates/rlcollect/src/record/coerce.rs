@@ -8,7 +8,18 @@ use crate::error::DecodeError;
 use crate::json::{self, JsonValue};
 use crate::schema::ColumnType;
 use crate::timestamp::Timestamp;
-use crate::value::Value;
+use crate::value::ValueRef;
+use std::borrow::Cow;
+
+/// A core field's value after coercion, borrowed from the line where it can be.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CoreVal<'a> {
+    Str(Cow<'a, str>),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+    Ts(Timestamp),
+}
 
 /// A Rust type that a core field can have, with its coercion from JSON.
 pub(crate) trait CoreType: Sized {
@@ -19,12 +30,34 @@ pub(crate) trait CoreType: Sized {
     fn push(v: Option<&Self>, col: &mut Column);
     /// Appends the value as JSON (what `coerce` reads back to the same value).
     fn write_json(&self, out: &mut Vec<u8>);
+    /// The value `coerce_val` made for a field of this type.
+    fn from_val(v: CoreVal<'_>) -> Self;
+}
+
+/// Coerces a JSON value for a core field of type `ty` (see [`CoreType::coerce`]).
+pub(crate) fn coerce_val<'a>(
+    ty: ColumnType,
+    v: JsonValue<'a>,
+    field: &str,
+) -> Result<Option<CoreVal<'a>>, DecodeError> {
+    Ok(match ty {
+        ColumnType::String => match v {
+            JsonValue::Null => None,
+            JsonValue::Str(s) => Some(CoreVal::Str(s)),
+            other => Some(CoreVal::Str(Cow::Owned(to_value_ref(other).to_json_text()))),
+        },
+        ColumnType::Int64 => i64::coerce(v, field)?.map(CoreVal::I64),
+        ColumnType::Float64 => f64::coerce(v, field)?.map(CoreVal::F64),
+        ColumnType::Bool => bool::coerce(v, field)?.map(CoreVal::Bool),
+        ColumnType::Timestamp => Timestamp::coerce(v, field)?.map(CoreVal::Ts),
+        ColumnType::Null | ColumnType::UInt64 => unreachable!("no core field has type {ty:?}"),
+    })
 }
 
 fn wrong(v: &JsonValue<'_>, field: &str, expected: &'static str) -> DecodeError {
     let mut value = match v {
         JsonValue::Str(s) => serde_json::to_string(s.as_ref()).unwrap_or_default(),
-        other => to_value(other.clone()).to_json_text(),
+        other => to_value_ref(other.clone()).to_json_text(),
     };
     if value.len() > 64 {
         let mut cut = 64;
@@ -43,12 +76,14 @@ fn wrong(v: &JsonValue<'_>, field: &str, expected: &'static str) -> DecodeError 
 
 impl CoreType for String {
     const TYPE: ColumnType = ColumnType::String;
-    fn coerce(v: JsonValue<'_>, _field: &str) -> Result<Option<Self>, DecodeError> {
-        Ok(match v {
-            JsonValue::Null => None,
-            JsonValue::Str(s) => Some(s.into_owned()),
-            other => Some(to_value(other).to_json_text()),
-        })
+    fn coerce(v: JsonValue<'_>, field: &str) -> Result<Option<Self>, DecodeError> {
+        Ok(coerce_val(Self::TYPE, v, field)?.map(Self::from_val))
+    }
+    fn from_val(v: CoreVal<'_>) -> Self {
+        match v {
+            CoreVal::Str(s) => s.into_owned(),
+            other => unreachable!("a string field holds {other:?}"),
+        }
     }
     fn push(v: Option<&Self>, col: &mut Column) {
         col.push_str(v.map(String::as_str))
@@ -60,6 +95,12 @@ impl CoreType for String {
 
 impl CoreType for i64 {
     const TYPE: ColumnType = ColumnType::Int64;
+    fn from_val(v: CoreVal<'_>) -> Self {
+        match v {
+            CoreVal::I64(x) => x,
+            other => unreachable!("a i64 field holds {other:?}"),
+        }
+    }
     fn coerce(v: JsonValue<'_>, field: &str) -> Result<Option<Self>, DecodeError> {
         let as_int = |f: f64| -> Result<Option<i64>, ()> {
             if !f.is_finite() {
@@ -98,6 +139,12 @@ impl CoreType for i64 {
 
 impl CoreType for f64 {
     const TYPE: ColumnType = ColumnType::Float64;
+    fn from_val(v: CoreVal<'_>) -> Self {
+        match v {
+            CoreVal::F64(x) => x,
+            other => unreachable!("a f64 field holds {other:?}"),
+        }
+    }
     fn coerce(v: JsonValue<'_>, field: &str) -> Result<Option<Self>, DecodeError> {
         match &v {
             JsonValue::Null => Ok(None),
@@ -122,6 +169,12 @@ impl CoreType for f64 {
 
 impl CoreType for bool {
     const TYPE: ColumnType = ColumnType::Bool;
+    fn from_val(v: CoreVal<'_>) -> Self {
+        match v {
+            CoreVal::Bool(x) => x,
+            other => unreachable!("a bool field holds {other:?}"),
+        }
+    }
     fn coerce(v: JsonValue<'_>, field: &str) -> Result<Option<Self>, DecodeError> {
         match &v {
             JsonValue::Null => Ok(None),
@@ -147,6 +200,12 @@ impl CoreType for bool {
 
 impl CoreType for Timestamp {
     const TYPE: ColumnType = ColumnType::Timestamp;
+    fn from_val(v: CoreVal<'_>) -> Self {
+        match v {
+            CoreVal::Ts(x) => x,
+            other => unreachable!("a Timestamp field holds {other:?}"),
+        }
+    }
     fn coerce(v: JsonValue<'_>, field: &str) -> Result<Option<Self>, DecodeError> {
         match &v {
             JsonValue::Null => Ok(None),
@@ -174,18 +233,14 @@ impl CoreType for Timestamp {
     }
 }
 
-pub(super) fn required<T>(v: Option<T>, field: &'static str) -> Result<T, DecodeError> {
-    v.ok_or(DecodeError::MissingField { field })
-}
-
 /// Converts a JSON value into an extra field's value.
-pub(super) fn to_value(v: JsonValue<'_>) -> Value {
+pub(crate) fn to_value_ref(v: JsonValue<'_>) -> ValueRef<'_> {
     match v {
-        JsonValue::Null => Value::Null,
-        JsonValue::Bool(b) => Value::Bool(b),
-        JsonValue::Int(i) => Value::Int(i),
-        JsonValue::Float(f) => Value::Float(f),
-        JsonValue::Str(s) => Value::Str(s.into_owned()),
-        JsonValue::Nested(raw) => Value::Json(json::compact(raw)),
+        JsonValue::Null => ValueRef::Null,
+        JsonValue::Bool(b) => ValueRef::Bool(b),
+        JsonValue::Int(i) => ValueRef::Int(i),
+        JsonValue::Float(f) => ValueRef::Float(f),
+        JsonValue::Str(s) => ValueRef::Str(s),
+        JsonValue::Nested(raw) => ValueRef::Json(json::compact(raw)),
     }
 }

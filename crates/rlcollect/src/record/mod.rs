@@ -12,18 +12,40 @@
 mod coerce;
 mod decode;
 mod json_write;
+mod parsed;
 mod streams;
 #[cfg(test)]
 mod tests;
 
 use crate::column::Column;
 use crate::error::DecodeError;
-use crate::json::JsonValue;
 use crate::schema::ColumnType;
-use crate::value::Extras;
+use crate::value::{Extras, ValueRef};
 use json_write::{write_json_str, write_tail};
 
+pub(crate) use coerce::CoreVal;
+pub(crate) use parsed::{Kind, ParsedLine};
 pub use streams::{Candle, ModelDecision, Prediction, RlEpisode, SignalPropagation, Trade};
+
+/// A core stream: its names and its core columns.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct StreamDef {
+    /// The stream's name on disk.
+    pub name: &'static str,
+    /// Its name on the wire (`candle` is stored as `candles`).
+    pub wire: &'static str,
+    pub fields: &'static [CoreField],
+}
+
+/// The core streams, and the candle tick.
+pub(crate) const CORE_STREAMS: [&StreamDef; 6] = [
+    &Trade::DEF,
+    &RlEpisode::DEF,
+    &Prediction::DEF,
+    &SignalPropagation::DEF,
+    &ModelDecision::DEF,
+    &Candle::DEF,
+];
 
 /// One core column of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,20 +68,18 @@ pub(crate) trait Row {
     fn push_core(&self, cols: &mut [Column]);
     /// The producer named in the record, if any.
     fn source(&self) -> Option<&str>;
-    /// The extra fields.
-    fn extra(&self) -> &Extras;
+    /// How many extra fields it has.
+    fn extras_len(&self) -> usize;
+    /// Extra field `i`: its name and value.
+    fn extra_at(&self, i: usize) -> (&str, ValueRef<'_>);
     /// Appends the record as one NDJSON object (no newline) that
     /// [`Record::from_json`] reads back to an equal record.
     fn write_json(&self, out: &mut Vec<u8>);
 }
 
-/// Implemented by the structs of the core streams, for the shared decoder.
-pub(crate) trait CoreRecord: Default + Row {
-    const FIELDS: &'static [CoreField];
-    /// Sets core field `key`; gives the value back when `key` is not a core field.
-    fn set_core<'a>(&mut self, key: &str, v: JsonValue<'a>) -> Result<Option<JsonValue<'a>>, DecodeError>;
-    fn source_mut(&mut self) -> &mut Option<String>;
-    fn extra_mut(&mut self) -> &mut Extras;
+/// The extra fields of a stored record, as `Row::extra_at` gives them.
+pub(crate) fn extras_of(row: &dyn Row) -> impl Iterator<Item = (&str, ValueRef<'_>)> {
+    (0..row.extras_len()).map(move |i| row.extra_at(i))
 }
 
 /// A record of a user-named stream: every field is an extra field.
@@ -84,8 +104,11 @@ impl Row for UserRecord {
     fn source(&self) -> Option<&str> {
         self.source.as_deref()
     }
-    fn extra(&self) -> &Extras {
-        &self.extra
+    fn extras_len(&self) -> usize {
+        self.extra.len()
+    }
+    fn extra_at(&self, i: usize) -> (&str, ValueRef<'_>) {
+        self.extra.at(i)
     }
     fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"stream\":");
@@ -149,7 +172,7 @@ pub fn is_valid_user_stream(name: &str) -> bool {
 impl Record {
     /// Decodes one NDJSON line (a trailing `\n` or `\r\n` is allowed) as SPEC §2 says.
     pub fn from_json(line: &[u8]) -> Result<Record, DecodeError> {
-        decode::decode_line(line)
+        ParsedLine::parse(line).map(decode::into_record)
     }
 
     /// The stream the record belongs to (`candle` and `control` for control records).

@@ -1,13 +1,11 @@
 //! The core streams, each declared once (SPEC §2 "Core fields").
 
-use super::coerce::{required, CoreType};
+use super::coerce::CoreType;
 use super::json_write::{write_key, write_tail};
-use super::{CoreField, CoreRecord, Row};
+use super::{CoreField, ParsedLine, Row, StreamDef};
 use crate::column::Column;
-use crate::error::DecodeError;
-use crate::json::JsonValue;
 use crate::timestamp::Timestamp;
-use crate::value::Extras;
+use crate::value::{Extras, ValueRef};
 
 macro_rules! core_stream {
     (
@@ -36,6 +34,19 @@ macro_rules! core_stream {
                 $(CoreField { name: stringify!($rf), ty: <$rt as CoreType>::TYPE, required: true },)*
                 $(CoreField { name: stringify!($of), ty: <$ot as CoreType>::TYPE, required: false },)*
             ];
+            /// The stream's definition for the decoder.
+            pub(crate) const DEF: StreamDef = StreamDef { name: $stream, wire: $wire, fields: Self::FIELDS };
+
+            /// The record a decoded line of this stream holds.
+            pub(crate) fn from_parsed(p: ParsedLine<'_>) -> Self {
+                let mut core = p.core.into_iter();
+                $name {
+                    $($rf: <$rt as CoreType>::from_val(core.next().flatten().expect("a required field is present")),)*
+                    $($of: core.next().flatten().map(<$ot as CoreType>::from_val),)*
+                    source: p.source.map(|s| s.into_owned()),
+                    extra: p.extras.into_iter().fold(Extras::new(), |e, (k, v)| e.with(k.into_owned(), v.into_owned())),
+                }
+            }
         }
 
         impl Row for $name {
@@ -47,27 +58,14 @@ macro_rules! core_stream {
                 $(<$ot as CoreType>::push(self.$of.as_ref(), cols.next().expect("a column per core field"));)*
             }
             fn source(&self) -> Option<&str> { self.source.as_deref() }
-            fn extra(&self) -> &Extras { &self.extra }
+            fn extras_len(&self) -> usize { self.extra.len() }
+            fn extra_at(&self, i: usize) -> (&str, ValueRef<'_>) { self.extra.at(i) }
             fn write_json(&self, out: &mut Vec<u8>) {
                 out.extend_from_slice(concat!("{\"stream\":\"", $wire, "\"").as_bytes());
                 $(write_key(stringify!($rf), out); <$rt as CoreType>::write_json(&self.$rf, out);)*
                 $(if let Some(v) = &self.$of { write_key(stringify!($of), out); <$ot as CoreType>::write_json(v, out); })*
                 write_tail(self.source.as_deref(), &self.extra, out);
             }
-        }
-
-        impl CoreRecord for $name {
-            const FIELDS: &'static [CoreField] = $name::FIELDS;
-            fn set_core<'a>(&mut self, key: &str, v: JsonValue<'a>) -> Result<Option<JsonValue<'a>>, DecodeError> {
-                match key {
-                    $(stringify!($rf) => self.$rf = required(<$rt as CoreType>::coerce(v, key)?, stringify!($rf))?,)*
-                    $(stringify!($of) => self.$of = <$ot as CoreType>::coerce(v, key)?,)*
-                    _ => return Ok(Some(v)),
-                }
-                Ok(None)
-            }
-            fn source_mut(&mut self) -> &mut Option<String> { &mut self.source }
-            fn extra_mut(&mut self) -> &mut Extras { &mut self.extra }
         }
     };
 }

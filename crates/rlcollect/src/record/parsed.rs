@@ -1,0 +1,237 @@
+//! One NDJSON line decoded as SPEC §2 says, borrowing from the line wherever it
+//! can: a [`ParsedLine`]. It is the one decoder: `Record::from_json` turns it
+//! into an owned record, and the sidecar's readers append it to Arrow
+//! builders straight away, so no string of a line is copied twice.
+
+use super::coerce::{coerce_val, to_value_ref, CoreVal};
+use super::{is_valid_user_stream, Control, CoreField, Row, StreamDef, CORE_STREAMS};
+use crate::buffer::META_COLUMNS;
+use crate::column::Column;
+use crate::error::DecodeError;
+use crate::json::{self, JsonValue};
+use crate::value::ValueRef;
+use std::borrow::Cow;
+
+/// The most core fields a stream has (trades: 19).
+pub(crate) const MAX_CORE: usize = 20;
+
+/// What a line is.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Kind<'a> {
+    /// A core stream, or a candle tick.
+    Core(&'static StreamDef),
+    /// A user stream.
+    User(Cow<'a, str>),
+    /// A control record.
+    Control(Control),
+}
+
+/// A decoded line (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ParsedLine<'a> {
+    pub kind: Kind<'a>,
+    /// The core fields, in the stream's order (`None`: absent or null).
+    pub core: [Option<CoreVal<'a>>; MAX_CORE],
+    /// The producer named in the record, if any.
+    pub source: Option<Cow<'a, str>>,
+    /// The other fields, in the order they were sent (a name sent twice keeps
+    /// its first place and its last value).
+    pub extras: Vec<(Cow<'a, str>, ValueRef<'a>)>,
+    /// The line itself.
+    pub line: &'a [u8],
+}
+
+impl<'a> ParsedLine<'a> {
+    /// Decodes one line (a trailing `\n` or `\r\n` is allowed).
+    pub(crate) fn parse(line: &'a [u8]) -> Result<ParsedLine<'a>, DecodeError> {
+        let text = std::str::from_utf8(line).map_err(|e| DecodeError::NotUtf8 {
+            offset: e.valid_up_to(),
+        })?;
+        let members = json::parse_object(text).map_err(|e| match e {
+            json::JsonError::NotAnObject => DecodeError::NotAnObject,
+            json::JsonError::Syntax { offset, message } => DecodeError::InvalidJson { offset, message },
+        })?;
+        let stream = match members.iter().find(|(k, _)| k == "stream") {
+            None => return Err(DecodeError::MissingStream),
+            Some((_, JsonValue::Str(s))) => s.clone(),
+            Some((_, other)) => {
+                return Err(DecodeError::InvalidStreamName(
+                    to_value_ref(other.clone()).to_json_text(),
+                ))
+            }
+        };
+        let mut parsed = ParsedLine {
+            kind: Kind::Control(Control::Checkpoint),
+            core: Default::default(),
+            source: None,
+            extras: Vec::new(),
+            line,
+        };
+        if let Some(def) = CORE_STREAMS.iter().find(|d| d.wire == stream) {
+            parsed.kind = Kind::Core(def);
+            parsed.core_members(def.fields, members)?;
+        } else if stream == "control" {
+            parsed.kind = Kind::Control(control(&members)?);
+        } else if is_valid_user_stream(&stream) {
+            for (key, v) in members {
+                parsed.common(key, v)?;
+            }
+            parsed.kind = Kind::User(stream);
+        } else {
+            return Err(DecodeError::InvalidStreamName(stream.into_owned()));
+        }
+        Ok(parsed)
+    }
+
+    /// A core stream's members: required fields first, then each in order.
+    fn core_members(
+        &mut self,
+        fields: &'static [CoreField],
+        members: Vec<(Cow<'a, str>, JsonValue<'a>)>,
+    ) -> Result<(), DecodeError> {
+        for field in fields.iter().filter(|f| f.required) {
+            if !members.iter().any(|(k, v)| k == field.name && *v != JsonValue::Null) {
+                return Err(DecodeError::MissingField { field: field.name });
+            }
+        }
+        for (key, v) in members {
+            match fields.iter().position(|f| f.name == key) {
+                Some(i) => {
+                    let field = &fields[i];
+                    let val = coerce_val(field.ty, v, &key)?;
+                    if field.required && val.is_none() {
+                        return Err(DecodeError::MissingField { field: field.name });
+                    }
+                    self.core[i] = val;
+                }
+                None => self.common(key, v)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The fields every record may carry: `stream` (skipped), `source`, `ts`
+    /// (a timestamp wherever it is not a core field), reserved `_` names, and
+    /// everything else as an extra field.
+    fn common(&mut self, key: Cow<'a, str>, v: JsonValue<'a>) -> Result<(), DecodeError> {
+        match key.as_ref() {
+            "stream" => {}
+            "source" => {
+                self.source = match coerce_val(crate::schema::ColumnType::String, v, "source")? {
+                    Some(CoreVal::Str(s)) => Some(s),
+                    _ => None,
+                }
+            }
+            "ts" => {
+                let ts = coerce_val(crate::schema::ColumnType::Timestamp, v, "ts")?;
+                let value = match ts {
+                    Some(CoreVal::Ts(t)) => ValueRef::Timestamp(t),
+                    _ => ValueRef::Null,
+                };
+                self.extra(key, value);
+            }
+            k if META_COLUMNS.contains(&k) => return Err(DecodeError::ReservedField(k.to_owned())),
+            _ => self.extra(key, to_value_ref(v)),
+        }
+        Ok(())
+    }
+
+    fn extra(&mut self, key: Cow<'a, str>, value: ValueRef<'a>) {
+        match self.extras.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.extras.push((key, value)),
+        }
+    }
+
+    /// The stream the line is stored in (`None` for control records).
+    pub(crate) fn stream(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Core(def) => Some(def.name),
+            Kind::User(name) => Some(name),
+            Kind::Control(_) => None,
+        }
+    }
+
+    /// A core field's value, by name.
+    pub(crate) fn core(&self, name: &str) -> Option<&CoreVal<'a>> {
+        let Kind::Core(def) = &self.kind else { return None };
+        let i = def.fields.iter().position(|f| f.name == name)?;
+        self.core[i].as_ref()
+    }
+}
+
+/// A control record's members.
+fn control(members: &[(Cow<'_, str>, JsonValue<'_>)]) -> Result<Control, DecodeError> {
+    let get = |name: &str| members.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+    match get("op") {
+        Some(JsonValue::Str(op)) if op == "checkpoint" => Ok(Control::Checkpoint),
+        Some(JsonValue::Str(op)) if op == "bye" => Ok(Control::Bye),
+        Some(JsonValue::Str(op)) if op == "hello" => {
+            let ring = match get("ring") {
+                None | Some(JsonValue::Null) => None,
+                Some(JsonValue::Str(r)) => Some(r.to_string()),
+                Some(other) => {
+                    return Err(DecodeError::WrongType {
+                        field: "ring".into(),
+                        value: to_value_ref(other.clone()).to_json_text(),
+                        expected: "a ring path",
+                    })
+                }
+            };
+            match get("source") {
+                Some(JsonValue::Str(s)) if !s.trim().is_empty() => Ok(Control::Hello {
+                    source: s.trim().to_owned(),
+                    ring,
+                }),
+                _ => Err(DecodeError::MissingField { field: "source" }),
+            }
+        }
+        Some(JsonValue::Str(op)) => Err(DecodeError::UnknownControl(op.to_string())),
+        Some(other) => Err(DecodeError::UnknownControl(to_value_ref(other.clone()).to_json_text())),
+        None => Err(DecodeError::UnknownControl(String::new())),
+    }
+}
+
+impl Row for ParsedLine<'_> {
+    fn stream_name(&self) -> &str {
+        self.stream().unwrap_or("control")
+    }
+
+    fn core_fields(&self) -> &'static [CoreField] {
+        match &self.kind {
+            Kind::Core(def) => def.fields,
+            _ => &[],
+        }
+    }
+
+    fn push_core(&self, cols: &mut [Column]) {
+        for (col, val) in cols.iter_mut().zip(&self.core) {
+            match val {
+                None => col.push_null(),
+                Some(CoreVal::Str(s)) => col.push_str(Some(s)),
+                Some(CoreVal::I64(i)) => col.push_i64(Some(*i)),
+                Some(CoreVal::F64(f)) => col.push_f64(Some(*f)),
+                Some(CoreVal::Bool(b)) => col.push_bool(Some(*b)),
+                Some(CoreVal::Ts(t)) => col.push_ts(Some(*t)),
+            }
+        }
+    }
+
+    fn source(&self) -> Option<&str> {
+        self.source.as_deref()
+    }
+
+    fn extras_len(&self) -> usize {
+        self.extras.len()
+    }
+
+    fn extra_at(&self, i: usize) -> (&str, ValueRef<'_>) {
+        let (k, v) = &self.extras[i];
+        (k, v.reborrow())
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let line = self.line.strip_suffix(b"\n").unwrap_or(self.line);
+        out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+    }
+}
