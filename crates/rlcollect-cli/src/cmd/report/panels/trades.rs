@@ -174,6 +174,23 @@ impl Fold for Trades {
     }
 }
 
+/// The cumulative profit after each distinct close time. Trades that close
+/// at the same time count together: their order within that time is
+/// arbitrary, and the account is only ever seen with all of them closed
+/// (Freqtrade's drawdown agrees).
+fn equity_by_close_time(closes: &[(i64, f64)]) -> Vec<(i64, f64)> {
+    let mut equity: Vec<(i64, f64)> = Vec::new();
+    let mut cum = 0.0;
+    for &(t, p) in closes {
+        cum += p; // a plain running sum, as pandas' cumsum
+        match equity.last_mut() {
+            Some(last) if last.0 == t => last.1 = cum,
+            _ => equity.push((t, cum)),
+        }
+    }
+    equity
+}
+
 /// The equity curve's drawdown, as Freqtrade's `calculate_max_drawdown`:
 /// cumulative profit by close date, its running high from the first trade,
 /// the deepest fall below it, and the high it fell from.
@@ -183,10 +200,10 @@ struct Drawdown {
     end: usize,
 }
 
-fn max_drawdown(equity: &[f64]) -> Option<Drawdown> {
+fn max_drawdown(equity: &[(i64, f64)]) -> Option<Drawdown> {
     let (mut high, mut high_at) = (f64::NEG_INFINITY, 0);
     let mut best: Option<Drawdown> = None;
-    for (i, &e) in equity.iter().enumerate() {
+    for (i, &(_, e)) in equity.iter().enumerate() {
         if e > high {
             (high, high_at) = (e, i);
         }
@@ -208,18 +225,13 @@ impl Trades {
             return;
         }
         self.closes.sort_by_key(|c| c.0); // stable: ties keep `_seq` order
-        let mut equity = Vec::with_capacity(self.closes.len());
-        let mut cum = 0.0;
-        for (_, p) in &self.closes {
-            cum += p; // a plain running sum, as pandas' cumsum
-            equity.push(cum);
-        }
+        let equity = equity_by_close_time(&self.closes);
         let dd = max_drawdown(&equity);
         let mut totals = self.totals();
         if let Some(d) = &dd {
             totals.max_drawdown_abs = d.abs;
-            totals.drawdown_start_ms = Some(self.closes[d.start].0);
-            totals.drawdown_end_ms = Some(self.closes[d.end].0);
+            totals.drawdown_start_ms = Some(equity[d.start].0);
+            totals.drawdown_end_ms = Some(equity[d.end].0);
         }
         totals.first_close_ms = self.closes.first().map(|c| c.0);
         totals.last_close_ms = self.closes.last().map(|c| c.0);
@@ -278,13 +290,8 @@ impl Trades {
         }
     }
 
-    fn equity_chart(&self, run: usize, ctx: &Ctx, equity: &[f64], dd: Option<&Drawdown>) -> Chart {
-        let points: Vec<(f64, f64)> = self
-            .closes
-            .iter()
-            .zip(equity)
-            .map(|((t, _), e)| (secs(*t), *e))
-            .collect();
+    fn equity_chart(&self, run: usize, ctx: &Ctx, equity: &[(i64, f64)], dd: Option<&Drawdown>) -> Chart {
+        let points: Vec<(f64, f64)> = equity.iter().map(|(t, e)| (secs(*t), *e)).collect();
         let curve = downsample(points.into_iter(), ctx.points);
         let title = "Equity: cumulative profit by close date";
         let mut chart = Chart::new(
@@ -300,23 +307,21 @@ impl Trades {
         if let Some(d) = dd {
             chart.marks.push(Mark {
                 run,
-                from: secs(self.closes[d.start].0),
-                to: secs(self.closes[d.end].0),
+                from: secs(equity[d.start].0),
+                to: secs(equity[d.end].0),
                 label: "max drawdown".into(),
             });
         }
         chart
     }
 
-    fn underwater_chart(&self, run: usize, ctx: &Ctx, equity: &[f64]) -> Chart {
+    fn underwater_chart(&self, run: usize, ctx: &Ctx, equity: &[(i64, f64)]) -> Chart {
         let mut high = f64::NEG_INFINITY;
-        let under: Vec<(f64, f64)> = self
-            .closes
+        let under: Vec<(f64, f64)> = equity
             .iter()
-            .zip(equity)
-            .map(|((t, _), &e)| {
+            .map(|&(t, e)| {
                 high = high.max(e);
-                (secs(*t), e - high)
+                (secs(t), e - high)
             })
             .collect();
         let under = downsample(under.into_iter(), ctx.points);
@@ -485,10 +490,14 @@ mod tests {
 
     #[test]
     fn drawdown_is_measured_from_the_first_trade_as_freqtrade_does() {
-        let d = max_drawdown(&[1.0, 3.0, 2.0, 5.0, 1.5, 4.0]).unwrap();
+        let curve = |v: &[f64]| v.iter().enumerate().map(|(i, e)| (i as i64, *e)).collect::<Vec<_>>();
+        let d = max_drawdown(&curve(&[1.0, 3.0, 2.0, 5.0, 1.5, 4.0])).unwrap();
         assert_eq!((d.abs, d.start, d.end), (3.5, 3, 4));
         // A first losing trade is not a drawdown from zero.
-        assert!(max_drawdown(&[-1.0, 0.0, 2.0]).is_none());
+        assert!(max_drawdown(&curve(&[-1.0, 0.0, 2.0])).is_none());
+        // Trades closing at the same time count together, whatever their order.
+        let equity = equity_by_close_time(&[(1, 2.0), (2, -3.0), (2, 2.5), (3, 1.0)]);
+        assert_eq!(equity, [(1, 2.0), (2, 1.5), (3, 2.5)]);
     }
 
     #[test]
