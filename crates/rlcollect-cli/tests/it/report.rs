@@ -309,7 +309,7 @@ fn trade_line(i: u64) -> String {
         r#"{{"stream":"trades","pair":"BTC/USDT","open_date":{},"close_date":{},"profit_abs":{},"exit_reason":"roi"}}"#,
         1_700_000_000_000u64 + i * 600_000,
         1_700_000_300_000u64 + i * 600_000,
-        if i % 3 == 0 { -1.0 } else { 2.0 }
+        if i.is_multiple_of(3) { -1.0 } else { 2.0 }
     )
 }
 
