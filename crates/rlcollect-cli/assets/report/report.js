@@ -112,6 +112,7 @@
 
   // ---- charts ----------------------------------------------------------------
   const HEIGHT = 230;
+  const INT_INCRS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 1e7, 1e8, 1e9];
   // Time axes in UTC, as the labels say, whatever the reader's time zone.
   const UTC = (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC");
 
@@ -126,6 +127,9 @@
     const x = Object.assign({}, base, { label: chart.x.label });
     if (chart.x.fmt !== "time") x.values = (u, vals) => vals.map(fmt(chart.x));
     const y = Object.assign({}, base, { label: chart.y.label, size: 64, values: (u, vals) => vals.map(fmt(chart.y)) });
+    // Whole counts (episodes, trades) get whole ticks only.
+    if (chart.x.fmt === "int") x.incrs = INT_INCRS;
+    if (chart.y.fmt === "int") y.incrs = INT_INCRS;
     return [x, y];
   }
 
@@ -148,13 +152,15 @@
       const role = s.role || "main";
       const o = {
         label: seriesName(chart, s),
-        stroke: role === "faint" ? alpha(c, 0.35) : c,
+        stroke: role === "faint" ? alpha(c, 0.45) : c,
         width: role === "mean" ? 2.5 : role === "faint" ? 1 : 1.6,
         spanGaps: true,
         points: { show: false },
         value: (u, v) => fmt(chart.y)(v),
       };
       if (step) o.paths = uPlot.paths.stepped({ align: 1 });
+      // A series of one or two points draws no visible line: mark its points.
+      if (s.y.filter((v) => v != null).length < 3) o.points = { show: true, size: 8, fill: c };
       return o;
     });
   }

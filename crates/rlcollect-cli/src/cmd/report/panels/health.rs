@@ -142,7 +142,11 @@ impl RunHealth {
         if chart.has_data() {
             out.charts.push(chart);
         }
-        out.tables.push(state_table(run, &label));
+        // An empty run has no health panel unless something needs saying
+        // (rejected lines, unreadable parts): its header has the state.
+        if out.totals.rows.values().any(|n| *n > 0) {
+            out.tables.push(state_table(run, &label));
+        }
         if let Some(t) = rejected_table(run, &label) {
             out.tables.push(t);
         }

@@ -11,7 +11,7 @@
 use super::{Ctx, Fold, RunReport};
 use crate::cmd::report::buckets::Buckets;
 use crate::cmd::report::chart::{secs, Axis, Chart, Fmt, Kind, Mark, Series};
-use crate::cmd::report::fmt::duration_ms;
+use crate::cmd::report::fmt::{duration_ms, num};
 use crate::cmd::report::lttb::downsample;
 use crate::cmd::report::source::{Batch, Want};
 use crate::cmd::report::stats::{Rolling, Sum};
@@ -68,7 +68,10 @@ pub struct Trades {
     closes: Vec<(i64, f64)>,
     /// (open ms, close ms) of each trade with both.
     spans: Vec<(i64, i64)>,
-    durations: Buckets<u64>,
+    /// Minutes each trade was open (8 bytes a trade): binned at the end,
+    /// when the 99th percentile is known, so a long tail does not squash
+    /// the histogram into one bar.
+    durations: Vec<f64>,
 }
 
 const PAIR: usize = 0;
@@ -93,7 +96,7 @@ impl Trades {
             by_exit: BTreeMap::new(),
             closes: Vec::new(),
             spans: Vec::new(),
-            durations: Buckets::new(0, 48),
+            durations: Vec::new(),
         }
     }
 
@@ -167,8 +170,8 @@ impl Fold for Trades {
             }
             let m = minutes.and_then(|m| m.is_valid(i).then(|| m.value(i)));
             let m = m.or_else(|| Some((c? - o?) as f64 / 60_000.0));
-            if let Some(cell) = m.and_then(|m| self.durations.at(m)) {
-                *cell += 1;
+            if let Some(m) = m.filter(|m| m.is_finite()) {
+                self.durations.push(m);
             }
         }
     }
@@ -241,10 +244,7 @@ impl Trades {
         charts.push(self.underwater_chart(run, ctx, &equity));
         charts.extend(group_charts(run, &totals));
         charts.push(self.win_rate_chart(run, ctx));
-        charts.push(duration_chart(
-            run,
-            std::mem::replace(&mut self.durations, Buckets::new(0, 2)),
-        ));
+        charts.push(duration_chart(run, &mut self.durations));
         charts.push(open_chart(run, &open_time));
         out.charts.extend(charts.into_iter().filter(Chart::has_data));
         for t in [totals.first_close_ms, totals.last_close_ms].into_iter().flatten() {
@@ -434,7 +434,7 @@ fn group_charts(run: usize, t: &TradeTotals) -> Vec<Chart> {
                         th(v.count),
                         100.0 * v.wins as f64 / v.count.max(1) as f64
                     ),
-                    false => format!("{} trades", th(v.count)),
+                    false => format!("{} trade{}", th(v.count), if v.count == 1 { "" } else { "s" }),
                 })
                 .collect(),
             ..Series::default()
@@ -463,25 +463,51 @@ fn group_charts(run: usize, t: &TradeTotals) -> Vec<Chart> {
     ]
 }
 
-fn duration_chart(run: usize, durations: Buckets<u64>) -> Chart {
-    let w = durations.width();
-    let (x, y): (Vec<f64>, Vec<f64>) = durations.into_cells().map(|(x, n)| (x, n as f64)).unzip();
-    let s = Series {
-        run,
-        x,
-        y,
-        w: Some(w),
-        ..Series::default()
-    };
-    Chart::new(
+/// A histogram of trade durations up to their 99th percentile, in about 30
+/// bins (a power-of-two width, so several runs' bins line up); longer
+/// trades count in the last bin, as the note says.
+fn duration_chart(run: usize, durations: &mut [f64]) -> Chart {
+    let chart = Chart::new(
         PANEL,
         "duration",
         "Trade duration",
         Kind::Hist,
         Axis::new("duration (minutes)", Fmt::Num),
         Axis::new("trades", Fmt::Int),
-    )
-    .with(s)
+    );
+    if durations.is_empty() {
+        return chart;
+    }
+    let at = (durations.len() - 1) * 99 / 100;
+    let (_, &mut p99, _) = durations.select_nth_unstable_by(at, f64::total_cmp);
+    let lo = durations.iter().copied().fold(f64::INFINITY, f64::min).min(0.0);
+    let log2 = ((p99 - lo).max(1e-9) / 30.0).log2().ceil() as i32;
+    let mut bins = Buckets::<u64>::new(log2, 64);
+    let w = bins.width();
+    let end = (p99 / w).floor() * w + w; // the right edge of p99's bin
+    let mut longer = 0u64;
+    for &d in durations.iter() {
+        longer += u64::from(d >= end);
+        if let Some(cell) = bins.at(d.min(end - w / 2.0)) {
+            *cell += 1;
+        }
+    }
+    let w = bins.width();
+    let (x, y): (Vec<f64>, Vec<f64>) = bins.into_cells().map(|(x, n)| (x, n as f64)).unzip();
+    let chart = match longer {
+        0 => chart,
+        n => chart.note(format!(
+            "the last bin also holds the {n} longest trades (up to {} min)",
+            num(durations.iter().copied().fold(0.0, f64::max))
+        )),
+    };
+    chart.with(Series {
+        run,
+        x,
+        y,
+        w: Some(w),
+        ..Series::default()
+    })
 }
 
 #[cfg(test)]
