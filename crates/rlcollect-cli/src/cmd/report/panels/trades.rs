@@ -9,7 +9,6 @@
 //! trade, 24 bytes a trade, and no other column.
 
 use super::{Ctx, Fold, RunReport};
-use crate::cmd::report::buckets::Buckets;
 use crate::cmd::report::chart::{secs, Axis, Chart, Fmt, Kind, Mark, Series};
 use crate::cmd::report::fmt::{duration_ms, num};
 use crate::cmd::report::lttb::downsample;
@@ -69,7 +68,7 @@ pub struct Trades {
     /// (open ms, close ms) of each trade with both.
     spans: Vec<(i64, i64)>,
     /// Minutes each trade was open (8 bytes a trade): binned at the end,
-    /// when the 99th percentile is known, so a long tail does not squash
+    /// when the 95th percentile is known, so a long tail does not squash
     /// the histogram into one bar.
     durations: Vec<f64>,
 }
@@ -463,7 +462,27 @@ fn group_charts(run: usize, t: &TradeTotals) -> Vec<Chart> {
     ]
 }
 
-/// A histogram of trade durations up to their 99th percentile, in about 30
+/// The common step of whole-minute durations (their greatest common
+/// divisor), when there is one above a minute.
+fn timeframe(durations: &[f64]) -> Option<f64> {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    let mut g = 0u64;
+    for &d in durations {
+        if d.fract() != 0.0 || !(0.0..1e12).contains(&d) {
+            return None;
+        }
+        g = gcd(g, d as u64);
+    }
+    (g > 1).then_some(g as f64)
+}
+
+/// A histogram of trade durations up to their 95th percentile, in about 30
 /// bins (a power-of-two width, so several runs' bins line up); longer
 /// trades count in the last bin, as the note says.
 fn duration_chart(run: usize, durations: &mut [f64]) -> Chart {
@@ -478,22 +497,24 @@ fn duration_chart(run: usize, durations: &mut [f64]) -> Chart {
     if durations.is_empty() {
         return chart;
     }
-    let at = (durations.len() - 1) * 99 / 100;
-    let (_, &mut p99, _) = durations.select_nth_unstable_by(at, f64::total_cmp);
+    let at = (durations.len() - 1) * 95 / 100;
+    let (_, &mut p95, _) = durations.select_nth_unstable_by(at, f64::total_cmp);
     let lo = durations.iter().copied().fold(f64::INFINITY, f64::min).min(0.0);
-    let log2 = ((p99 - lo).max(1e-9) / 30.0).log2().ceil() as i32;
-    let mut bins = Buckets::<u64>::new(log2, 64);
-    let w = bins.width();
-    let end = (p99 / w).floor() * w + w; // the right edge of p99's bin
+    // Candle-based durations are multiples of the timeframe (5 min): bins a
+    // power-of-two multiple of it have no empty gaps between them.
+    let (unit, finest) = timeframe(durations).map_or((1.0, i32::MIN), |u| (u, 0));
+    let w = unit * 2f64.powi((((p95 - lo).max(1e-9) / 30.0 / unit).log2().ceil() as i32).max(finest));
+    let first = (lo / w).floor();
+    let n = ((p95 / w).floor() - first) as usize + 1; // through p95's bin
+    let mut counts = vec![0u64; n];
     let mut longer = 0u64;
     for &d in durations.iter() {
-        longer += u64::from(d >= end);
-        if let Some(cell) = bins.at(d.min(end - w / 2.0)) {
-            *cell += 1;
-        }
+        let k = ((d / w).floor() - first).max(0.0) as usize;
+        longer += u64::from(k >= n);
+        counts[k.min(n - 1)] += 1;
     }
-    let w = bins.width();
-    let (x, y): (Vec<f64>, Vec<f64>) = bins.into_cells().map(|(x, n)| (x, n as f64)).unzip();
+    let x: Vec<f64> = (0..n).map(|k| (first + k as f64) * w).collect();
+    let y: Vec<f64> = counts.iter().map(|c| *c as f64).collect();
     let chart = match longer {
         0 => chart,
         n => chart.note(format!(
