@@ -6,11 +6,14 @@
 # 30 000 candle records (about 130 checkpoints, 650 part files).
 #   BENCH_ROWS=10000000  rows wanted       BENCH_DIR=...  keep the run there
 #   BENCH_REPEATS=3      runs of report    BENCH_EVERY=30000  --every-candles
+#   RLCOLLECT_BIN=...    a release binary already built (else: cargo build --release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --release --quiet -p rlcollect-cli
-BIN="$CARGO_TARGET_DIR/release/rlcollect"
+if [ -z "${RLCOLLECT_BIN:-}" ]; then
+  cargo build --release --quiet -p rlcollect-cli
+fi
+BIN="${RLCOLLECT_BIN:-$CARGO_TARGET_DIR/release/rlcollect}"
 ROWS="${BENCH_ROWS:-10000000}"
 REPEATS="${BENCH_REPEATS:-3}"
 WORK="${BENCH_DIR:-$(mktemp -d -t rlcollect-report-bench-XXXX)}"

@@ -62,6 +62,8 @@ impl Merge for MeanAcc {
 #[derive(Debug, Clone)]
 pub struct Buckets<A> {
     log2: i32,
+    /// `2^-log2`, kept so the per-value key costs a multiply, not a `powi`.
+    scale: f64,
     max: usize,
     base: i64,
     cells: Vec<A>,
@@ -75,6 +77,7 @@ impl<A: Merge> Buckets<A> {
     pub fn new(log2: i32, max: usize) -> Self {
         Buckets {
             log2,
+            scale: 2f64.powi(-log2),
             max: max.max(2),
             base: 0,
             cells: Vec::new(),
@@ -98,8 +101,13 @@ impl<A: Merge> Buckets<A> {
 
     fn key(&self, x: f64) -> Option<i64> {
         // Scaling by a power of two is exact, so the floor is the true bucket.
-        let k = (x * 2f64.powi(-self.log2)).floor();
-        (k.abs() < KEY_LIMIT).then_some(k as i64)
+        let k = x * self.scale;
+        if !(k.abs() < KEY_LIMIT) {
+            return None;
+        }
+        // floor() by truncation: `f64::floor` is a libm call on baseline x86-64.
+        let t = k as i64;
+        Some(if (t as f64) > k { t - 1 } else { t })
     }
 
     /// The bucket that holds `x`, for the caller to update; `None` for NaN
@@ -139,6 +147,7 @@ impl<A: Merge> Buckets<A> {
     /// Doubles the width, merging each pair of neighbours.
     fn collapse(&mut self) {
         self.log2 += 1;
+        self.scale = 2f64.powi(-self.log2);
         if self.cells.is_empty() {
             return;
         }
