@@ -102,7 +102,7 @@ impl<A: Merge> Buckets<A> {
     fn key(&self, x: f64) -> Option<i64> {
         // Scaling by a power of two is exact, so the floor is the true bucket.
         let k = x * self.scale;
-        if !(k.abs() < KEY_LIMIT) {
+        if k.abs() >= KEY_LIMIT {
             return None;
         }
         // floor() by truncation: `f64::floor` is a libm call on baseline x86-64.
