@@ -6,6 +6,7 @@ pub mod health;
 pub mod predictions;
 pub mod rl;
 pub mod signals;
+mod trade_curves;
 pub mod trades;
 pub mod user;
 

@@ -297,46 +297,7 @@ impl Decisions {
         if self.count == 0 {
             return;
         }
-        // Bands bottom-up by action number; slots beyond MAX_ACTIONS share "other".
-        let mut slots: Vec<usize> = (0..self.actions.len().min(MAX_ACTIONS)).collect();
-        slots.sort_by_key(|&k| (self.actions[k].0.is_none(), self.actions[k].0));
-        let mut bands: Vec<(usize, String)> = slots
-            .iter()
-            .map(|&k| (k, self.action_label(self.actions[k].0)))
-            .collect();
-        if self.actions.len() > MAX_ACTIONS {
-            bands.push((MAX_ACTIONS, OTHER.to_owned()));
-        }
-        // Per episode when most decisions name one, else per time bucket.
-        let per_episode = self.with_episode * 2 > self.count;
-        let (buckets, x) = match per_episode {
-            true => (&self.by_episode, Axis::new("episode", Fmt::Int)),
-            false => (&self.by_time, Axis::time("time (UTC)")),
-        };
-        let scale = if per_episode { 1.0 } else { 1e-3 };
-        let title = "Action mix over training";
-        let mut mix = Chart::new(
-            PANEL,
-            "actions",
-            title,
-            Kind::Stacked,
-            x,
-            Axis::new("share of decisions", Fmt::Pct),
-        )
-        .per_run();
-        for (slot, band) in bands {
-            let points: Vec<(f64, f64)> = buckets
-                .cells()
-                .filter(|(_, c)| c.iter().sum::<u64>() > 0)
-                .map(|(x, c)| {
-                    (
-                        x * scale,
-                        *c.get(slot).unwrap_or(&0) as f64 / c.iter().sum::<u64>() as f64,
-                    )
-                })
-                .collect();
-            mix = mix.with(Series::xy(run, band, &points));
-        }
+        let mix = self.mix_chart(run);
         let pos: Vec<(f64, f64)> = self
             .position
             .cells()
@@ -354,6 +315,38 @@ impl Decisions {
         out.charts.extend([mix, position].into_iter().filter(Chart::has_data));
         out.totals.data_span.merge(self.span);
         out.totals.model_decisions = Some(self.totals());
+    }
+
+    /// Stacked shares of each action, per episode when most decisions name
+    /// one, else per time bucket; bands bottom-up by action number, actions
+    /// beyond MAX_ACTIONS sharing "other".
+    fn mix_chart(&self, run: usize) -> Chart {
+        let mut slots: Vec<usize> = (0..self.actions.len().min(MAX_ACTIONS)).collect();
+        slots.sort_by_key(|&k| (self.actions[k].0.is_none(), self.actions[k].0));
+        let mut bands: Vec<(usize, String)> = slots
+            .iter()
+            .map(|&k| (k, self.action_label(self.actions[k].0)))
+            .collect();
+        if self.actions.len() > MAX_ACTIONS {
+            bands.push((MAX_ACTIONS, OTHER.to_owned()));
+        }
+        let per_episode = self.with_episode * 2 > self.count;
+        let (buckets, x, scale) = match per_episode {
+            true => (&self.by_episode, Axis::new("episode", Fmt::Int), 1.0),
+            false => (&self.by_time, Axis::time("time (UTC)"), 1e-3),
+        };
+        let y = Axis::new("share of decisions", Fmt::Pct);
+        let mut mix = Chart::new(PANEL, "actions", "Action mix over training", Kind::Stacked, x, y).per_run();
+        for (slot, band) in bands {
+            let points: Vec<(f64, f64)> = buckets
+                .cells()
+                .map(|(x, c)| (x, c.iter().sum::<u64>(), c.get(slot).copied().unwrap_or(0)))
+                .filter(|(_, all, _)| *all > 0)
+                .map(|(x, all, n)| (x * scale, n as f64 / all as f64))
+                .collect();
+            mix = mix.with(Series::xy(run, band, &points));
+        }
+        mix
     }
 
     fn totals(&self) -> DecisionTotals {

@@ -102,10 +102,42 @@ impl Signals {
         if self.count == 0 {
             return;
         }
-        let stages = self.stages.names();
-        let funnel = Series {
+        let funnel = Chart::new(
+            PANEL,
+            "funnel",
+            "Funnel: share accepted at each stage",
+            Kind::Hbars,
+            Axis::new("stage", Fmt::Num),
+            Axis::new("accepted", Fmt::Pct),
+        );
+        out.charts.push(funnel.with(self.funnel(run)));
+        let rejected: u64 = self.per_stage.iter().map(|s| s.2).sum();
+        let reasons = Chart::new(
+            PANEL,
+            "reasons",
+            "Reasons for rejection",
+            Kind::Hbars,
+            Axis::new("reason", Fmt::Num),
+            Axis::new("rejected signals", Fmt::Int),
+        )
+        .with(self.reasons(run, rejected));
+        if reasons.has_data() {
+            out.charts.push(reasons);
+        }
+        out.totals.data_span.merge(self.span);
+        let accepted = self.per_stage.iter().map(|s| s.1).sum();
+        out.totals.signal_propagation = Some(SignalTotals {
+            count: self.count,
+            accepted,
+            rejected,
+        });
+    }
+
+    /// The share each stage accepted, stages in order of first appearance.
+    fn funnel(&self, run: usize) -> Series {
+        Series {
             run,
-            cats: stages.clone(),
+            cats: self.stages.names(),
             y: self
                 .per_stage
                 .iter()
@@ -117,7 +149,11 @@ impl Signals {
                 .map(|(n, a, r)| format!("{a} of {n} accepted, {r} rejected"))
                 .collect(),
             ..Series::default()
-        };
+        }
+    }
+
+    /// Rejections per reason, most frequent first.
+    fn reasons(&self, run: usize, rejected: u64) -> Series {
         let mut reasons: Vec<(String, u64)> = self
             .reasons
             .names()
@@ -125,8 +161,7 @@ impl Signals {
             .zip(self.per_reason.iter().copied())
             .collect();
         reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
-        let rejected: u64 = self.per_stage.iter().map(|s| s.2).sum();
-        let why = Series {
+        Series {
             run,
             cats: reasons.iter().map(|r| r.0.clone()).collect(),
             y: reasons.iter().map(|r| r.1 as f64).collect(),
@@ -135,36 +170,6 @@ impl Signals {
                 .map(|r| format!("{:.1}% of rejections", 100.0 * r.1 as f64 / rejected.max(1) as f64))
                 .collect(),
             ..Series::default()
-        };
-        out.charts.push(
-            Chart::new(
-                PANEL,
-                "funnel",
-                "Funnel: share accepted at each stage",
-                Kind::Hbars,
-                Axis::new("stage", Fmt::Num),
-                Axis::new("accepted", Fmt::Pct),
-            )
-            .with(funnel),
-        );
-        let reasons = Chart::new(
-            PANEL,
-            "reasons",
-            "Reasons for rejection",
-            Kind::Hbars,
-            Axis::new("reason", Fmt::Num),
-            Axis::new("rejected signals", Fmt::Int),
-        )
-        .with(why);
-        if reasons.has_data() {
-            out.charts.push(reasons);
         }
-        out.totals.data_span.merge(self.span);
-        let accepted = self.per_stage.iter().map(|s| s.1).sum();
-        out.totals.signal_propagation = Some(SignalTotals {
-            count: self.count,
-            accepted,
-            rejected,
-        });
     }
 }
