@@ -34,7 +34,9 @@ echo "== python tests (venv: $VENV)"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
-"$VENV/bin/python" "${PIP[@]}" pytest pyarrow polars duckdb pandas numpy gymnasium orjson
+# playwright drives the system's Chromium in the report's browser test (its
+# bundled driver only; never `playwright install`: .ci/run installs Debian's chromium).
+"$VENV/bin/python" "${PIP[@]}" pytest pyarrow polars duckdb pandas numpy gymnasium orjson playwright
 "$VENV/bin/python" "${PIP[@]}" --force-reinstall --no-deps "$WHEEL"
 
 # A real Freqtrade (own venv: it pins its own pandas/numpy) for the end-to-end tests,
@@ -51,5 +53,7 @@ fi
 
 # The client tests run the debug binary (debug assertions on); the packaging
 # test runs the installed one.
+# The report test's screenshots stay in $CARGO_TARGET_DIR/report-shots to look at.
 RLCOLLECT_BIN="$CARGO_TARGET_DIR/debug/rlcollect" FREQTRADE_PYTHON="$FT_VENV/bin/python" \
-  RLCOLLECT_FRESH_VENV="$FRESH" "$VENV/bin/python" -m pytest -q tests/python
+  RLCOLLECT_FRESH_VENV="$FRESH" RLCOLLECT_REPORT_SHOTS="$CARGO_TARGET_DIR/report-shots" \
+  "$VENV/bin/python" -m pytest -q tests/python

@@ -41,6 +41,8 @@ enum Command {
     Summary(cmd::summary::SummaryArgs),
     /// Simulate an RL backtest engine linked in-process and collect its records.
     Demo(cmd::demo::DemoArgs),
+    /// Write one self-contained HTML report of a run, or of several runs overlaid.
+    Report(cmd::report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Status(args) => cmd::status::status(args),
         Command::Summary(args) => cmd::summary::summary(args),
         Command::Demo(args) => cmd::demo::demo(args),
+        Command::Report(args) => cmd::report::report(args),
     };
     match result {
         Ok(code) => code,

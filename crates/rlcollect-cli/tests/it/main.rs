@@ -4,6 +4,7 @@
 
 mod durability;
 mod handoff;
+mod report;
 mod sidecar;
 
 pub use rlcollect::testing::*;
