@@ -473,8 +473,8 @@ class Collector:
     def _say_bye(self, link: Link, deadline: float) -> Optional[dict]:
         """``bye``; after a ``last`` answer, waits for the sidecar to close the
         connection (after its final flush) and reads the summary."""
-        if link.dead or not self._answers:
-            return None  # gone, or an old sidecar that does not answer bye
+        if not self._answers or not link.alive():
+            return None  # an old sidecar that does not answer bye, or gone (logged)
         answer = link.bye(max(0.0, deadline - time.monotonic()))
         if answer is None:
             log.error("rlcollect: the sidecar (pid %s) did not answer bye", link.pid)

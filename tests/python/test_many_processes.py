@@ -18,10 +18,13 @@ from rlcollect import Collector, load
 BIN = os.environ.get("RLCOLLECT_BIN", "rlcollect")
 
 
-@pytest.fixture(autouse=True)
-def env(monkeypatch):
+@pytest.fixture(autouse=True, params=["ring", "buffered"])
+def transport(request, monkeypatch):
+    """Every test with both transports (child processes inherit the choice)."""
     monkeypatch.setenv("RLCOLLECT_BIN", BIN)
+    monkeypatch.setenv("RLCOLLECT_TRANSPORT", request.param)
     monkeypatch.delenv("RLCOLLECT_RUN", raising=False)
+    return request.param
 
 
 def run_dirs(out):
