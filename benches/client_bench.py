@@ -26,6 +26,7 @@ from rlcollect import Collector, encoding
 from rlcollect.transport import Link
 
 TS = dt.datetime(2024, 10, 1, tzinfo=dt.timezone.utc)
+BASELINE = None  # --baseline: an earlier client module, measured as a third row
 RING_BYTES = 256 << 20
 
 
@@ -90,13 +91,19 @@ class _Offline:
             d.wait()
 
 
+def make_collector(out, transport):
+    args = ("--durability", "checkpoint", "--min-free-mb", "0")
+    if transport == "baseline":
+        return BASELINE.Collector(out, "bench-baseline", extra_args=args)
+    return Collector(out, f"bench-{transport}", transport=transport, ring_bytes=RING_BYTES, extra_args=args)
+
+
 def one_round(out, transport, record, n, warmup):
-    c = Collector(out, f"bench-{transport}", transport=transport, ring_bytes=RING_BYTES,
-                  extra_args=("--durability", "checkpoint", "--min-free-mb", "0"))
+    c = make_collector(out, transport)
     for i in range(warmup):
         record(c, i)
     times = per_call(c, record, n)
-    assert not c.spooling
+    assert not getattr(c, "spooling", False)
     c.close()
     return times
 
@@ -107,10 +114,11 @@ def stats(samples):
 
 
 def measure(label, record, n, rounds, offline):
-    results = {"ring": [], "buffered": []}
+    order = ["ring", "buffered"] + (["baseline"] if BASELINE else [])
+    results = {t: [] for t in order}
     with tempfile.TemporaryDirectory() as out:
         for r in range(rounds):
-            for transport in ("ring", "buffered") if r % 2 == 0 else ("buffered", "ring"):
+            for transport in order if r % 2 == 0 else order[::-1]:
                 results[transport] += one_round(Path(out) / f"r{r}", transport, record, n, warmup=n // 10)
     for transport, samples in results.items():
         med, p99, mean = stats(samples)
@@ -118,12 +126,27 @@ def measure(label, record, n, rounds, offline):
               f" {len(samples)} |{' offline' if offline else ''}")
 
 
+def load_baseline(path, offline):
+    """The client of an earlier version, from its file (it is one module)."""
+    global BASELINE
+    import importlib.util
+
+    if offline:
+        sys.exit("--baseline needs the sidecar (an earlier client has its own transport)")
+    spec = importlib.util.spec_from_file_location("rlcollect_baseline_client", path)
+    BASELINE = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(BASELINE)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=int(os.environ.get("BENCH_RECORDS", "100000")))
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--offline", action="store_true", help="no sidecar (see the module's docstring)")
+    ap.add_argument("--baseline", help="an earlier client.py (e.g. `git show main:python/rlcollect/client.py`)")
     args = ap.parse_args()
+    if args.baseline:
+        load_baseline(args.baseline, args.offline)
     print(f"python {sys.version.split()[0]}, orjson {'yes' if encoding.orjson_available() else 'no'}, "
           f"sidecar {'none (offline)' if args.offline else os.environ.get('RLCOLLECT_BIN', 'rlcollect')}, "
           f"perf_counter_ns pair costs {timer_cost()} ns (included below)")
@@ -136,6 +159,8 @@ def main():
     try:
         for enc in encoders:
             encoding.use_orjson(enc == "orjson")
+            if BASELINE is not None:
+                BASELINE._orjson = encoding._orjson
             for record in (plain, with_none):
                 n = args.records if enc == "orjson" else args.records // 4
                 measure(enc, record, n, args.rounds, args.offline)

@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, Optional
 from . import encoding
 from .encoding import encode  # noqa: F401  (public: rlcollect.encode)
 from .ring import DEFAULT_CAPACITY, RingFile, Writer, check_capacity
+from .spool import Spool
 from .transport import HELLO_TIMEOUT, Link, find_binary, join_or_spawn, socket_path  # noqa: F401
 
 log = logging.getLogger("rlcollect")
@@ -45,8 +46,9 @@ log = logging.getLogger("rlcollect")
 _FLUSH_BYTES = 64 * 1024
 _TRANSPORTS = ("ring", "buffered")
 _CHECKPOINT = {"stream": "control", "op": "checkpoint"}
-# The record methods and their streams: in ring mode each is a closure of the
-# ring's writer, set on the instance (one Python call less per record).
+# The record methods and their streams: in ring mode each is a closure made by
+# the ring's writer, set on the instance (its state in closure cells, not
+# attributes: see ring.Writer).
 _METHODS = (("trade", "trades"), ("episode", "rl_episodes"), ("prediction", "predictions"),
             ("signal", "signal_propagation"), ("decision", "model_decisions"), ("candle", "candle"))
 
@@ -62,58 +64,6 @@ def default_run_id() -> str:
 
 def _default_source() -> str:
     return f"{Path(sys.argv[0] or 'python').name}-{_pid}"
-
-
-class _Spool:
-    """``RUN/spool-<pid>.ndjson``: where records go once the sidecar cannot
-    take them. Unbuffered (each record is in the kernel when the call
-    returns) and locked while open: ``rlcollect`` ingests only unlocked spools."""
-
-    def __init__(self, run_dir: Path, source: str) -> None:
-        self.path = run_dir / f"spool-{_pid}.ndjson"
-        self._source = source
-        self._f = None
-
-    def write(self, data: bytes) -> None:
-        try:
-            if self._f is None:
-                self._open()
-            self._f.write(data)
-        except OSError as e:  # pragma: no cover - a full disk under the strategy
-            log.error("rlcollect: cannot spool records to %s (%s); they are lost", self.path, e)
-
-    def _open(self) -> None:
-        import fcntl
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "ab", buffering=0)
-        try:
-            fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            pass
-        # Names the producer of the records ingested from the spool.
-        self._f.write(encode({"stream": "control", "op": "hello", "source": self._source}))
-
-    @property
-    def opened(self) -> bool:
-        return self._f is not None
-
-    def close(self) -> None:
-        """fsync and close (which releases the lock)."""
-        if self._f is not None:
-            try:
-                os.fsync(self._f.fileno())
-            except OSError:
-                pass
-            self._f.close()
-            self._f = None
-
-    def forget(self) -> None:
-        """In a forked child: close our descriptor. The file is unbuffered (no
-        parent's bytes are written twice) and the lock stays the parent's."""
-        if self._f is not None:
-            self._f.close()
-            self._f = None
 
 
 class Collector:
@@ -183,7 +133,7 @@ class Collector:
         self._writer: Optional[Writer] = None
         self._answers = False  # the sidecar answers hello/bye (not an old one)
         self._buf = bytearray()
-        self._spool = _Spool(self.run_dir, self.source)
+        self._spool = Spool(self.run_dir / f"spool-{_pid}.ndjson", self.source)
         self._push: Callable[[Dict[str, Any]], None] = self._push_slow_fields
         for name, _ in _METHODS:  # back to the class's methods (they call _push)
             self.__dict__.pop(name, None)
@@ -208,7 +158,7 @@ class Collector:
             answer = self._link.request({"stream": "control", "op": "hello", "source": self.source}, HELLO_TIMEOUT)
             self._answers = answer is not None
         self._open_buffered()
-        self._ready = True
+        self._ready = not self._spilled
 
     def _install(self, writer: Writer) -> None:
         """The ring's closures become this instance's record methods."""
@@ -243,9 +193,11 @@ class Collector:
             self._writer = Writer(ring, self._lock, self._divert, link.wake, link.alive, self._ring_wait)
             return True
         ring.discard()
-        if answer is None:
+        if answer is None and link.dead:
+            self._spill(f"the sidecar (pid {link.pid}) closed the connection before it answered")
+        elif answer is None:
             log.warning("rlcollect: the sidecar (pid %s) did not answer the ring's hello within %s s (an older "
-                        "rlcollect?); sending buffered lines on the socket instead", self._link.pid, HELLO_TIMEOUT)
+                        "rlcollect?); sending buffered lines on the socket instead", link.pid, HELLO_TIMEOUT)
         else:
             log.warning("rlcollect: the sidecar cannot use a ring (%s); sending buffered lines on the socket",
                         answer.get("error", answer))

@@ -244,8 +244,11 @@ def _build(writer: Writer, ring: RingFile, lock: Any, divert: Callable, wake: Ca
             if end > bound or pack is None:
                 return slow(data)
             pack(mm, w + off, n, crc32(data, w & 0xFFFFFFFF), data)
-            words[_W_WRITE] = end  # publish: one aligned 8-byte store, after the frame
+            # ``w`` moves before the store that publishes it: a KeyboardInterrupt
+            # between the two leaves a whole frame that the next one publishes,
+            # never a published frame that the next one would overwrite.
             w = end
+            words[_W_WRITE] = end  # publish: one aligned 8-byte store, after the frame
             if ints[_I_SLEEPING]:
                 wake()
         finally:

@@ -16,7 +16,6 @@ import time
 import zlib
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 import rlcollect.client as client
