@@ -235,17 +235,21 @@ def test_wake_only_while_the_reader_sleeps(tmp_path):
 
 
 READER = r"""
-import mmap, os, sys
+import mmap, os, sys, time
 fd = os.open(sys.argv[1], os.O_RDONLY)
 mm = mmap.mmap(fd, 4096, prot=mmap.PROT_READ)
 q = memoryview(mm).cast("Q")
-final, last, back = int(sys.argv[2]), 0, 0
+final, last, back, n = int(sys.argv[2]), 0, 0, 0
+deadline = time.monotonic() + 60
 print("ready", flush=True)
 while last < final:  # a reader spinning on `write`: it must never go back
     v = q[64]
     if v < last:
         back += 1
     last = v
+    n += 1
+    if n % 100000 == 0 and time.monotonic() > deadline:
+        sys.exit("the writer never reached the final offset")
 print(back, flush=True)
 """
 
@@ -255,9 +259,16 @@ def regressions_seen(path, final, publish):
     go back while ``publish()`` ran up to ``final``."""
     reader = subprocess.Popen([sys.executable, "-c", READER, str(path), str(final)], stdout=subprocess.PIPE,
                               text=True)
-    assert reader.stdout.readline() == "ready\n"
-    publish()
-    return int(reader.communicate(timeout=60)[0])
+    try:
+        assert reader.stdout.readline() == "ready\n"
+        publish()
+        out, _ = reader.communicate(timeout=90)
+        assert reader.returncode == 0
+        return int(out)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait()
 
 
 def test_write_is_published_with_one_store(tmp_path):
