@@ -4,12 +4,16 @@ orjson is the fast path (numpy and datetimes natively). It writes NaN and
 ±inf as ``null``, though, and the wire format keeps them (Python's ``NaN`` /
 ``Infinity`` tokens, stored as IEEE values). The stdlib writes those tokens,
 so a record that may hold a non-finite float is encoded again by the stdlib.
-Which records "may hold" one is decided without a second encoding whenever
-possible: only when orjson's output contains ``null`` at all, and then only
-if one of the record's top-level values is a non-finite float or a value whose
-content we cannot see cheaply (a list, a dict, a numpy array...). A record
-with ``None`` fields and plain values (the RL hooks send ``model=None``)
-therefore stays on the fast path.
+Which records "may hold" one is decided without a second encoding: only when
+orjson's output contains ``null`` at all, and then only if it holds more
+``null``s than the record has top-level ``None`` values (each of which is
+exactly one ``null``; a NaN, a nested None, or "null" inside a string adds
+one). A record with ``None`` fields and plain values (the RL hooks send
+``model=None``) therefore stays on the fast path.
+
+``bytes.find`` rather than ``in``: ``b"null" in data`` first tries the
+argument as an integer and raises and clears a TypeError inside, which costs
+more than the search.
 """
 
 from __future__ import annotations
@@ -23,16 +27,17 @@ try:  # the fastest encoder available
 except ImportError:  # pragma: no cover - exercised when orjson is absent
     _orjson = None
 
-#: Exact types orjson writes without ever producing ``null`` from a value
-#: (``None`` itself aside). Subclasses are not here on purpose: an ``IntEnum``
-#: or a pandas ``Timestamp`` goes through ``_default``.
-_NEVER_NULL = frozenset((str, int, bool, type(None), _dt.datetime, _dt.date))
+
+_NoneType = type(None)
+_PLAIN = (str, int, float, bool, _NoneType)
 
 
 def _convert(v: Any) -> Any:
     """Turns numpy/pandas/datetime values into what the wire format expects."""
-    if isinstance(v, float):
-        return v  # NaN and ±inf are handled by the encoder choice
+    if isinstance(v, _PLAIN):
+        return v  # (a numpy integer's item() lands here); NaN and ±inf: see the module
+    if type(v).__name__ in ("NaTType", "NAType"):  # before datetime: NaT is one
+        return None
     if isinstance(v, _dt.datetime):
         if v.tzinfo is None:
             return v.isoformat()  # naive = UTC on the collector's side
@@ -45,8 +50,6 @@ def _convert(v: Any) -> Any:
             return _convert(item())
         except (TypeError, ValueError):
             pass
-    if type(v).__name__ in ("NaTType", "NAType"):
-        return None
     iso = getattr(v, "isoformat", None)  # pandas Timestamp is a datetime; others
     if iso is not None:
         return iso()
@@ -81,20 +84,11 @@ def encode_exact(record: Dict[str, Any]) -> bytes:
     return _std_encode(record).encode()
 
 
-def may_hold_nonfinite(record: Dict[str, Any]) -> bool:
-    """Whether orjson's ``null`` in this record's output may stand for a NaN
-    or ±inf. False only when every top-level value is of a type that cannot
-    hide one, or a finite float. ``v - v`` is 0.0 for every finite float and
-    NaN for NaN and ±inf."""
-    for v in record.values():
-        if v.__class__ in _NEVER_NULL:
-            continue
-        if isinstance(v, float):
-            if v - v != 0.0:
-                return True
-            continue
-        return True
-    return False
+def nulls_are_nones(data: bytes, record: Dict[str, Any]) -> bool:
+    """Whether every ``null`` in orjson's ``data`` is one of the record's
+    top-level ``None`` values, so that none stands for a NaN or ±inf."""
+    # Counted by type, not with ==: a numpy array's == None is elementwise.
+    return data.count(b"null") == [*map(type, record.values())].count(_NoneType)
 
 
 def _bind(module: Any) -> None:
@@ -120,13 +114,13 @@ def careful(record: Dict[str, Any]) -> Optional[bytes]:
     if _orjson is not None:
         try:
             out = _dumps(record, _default, PAYLOAD_OPTS)
-            if b"null" not in out or not may_hold_nonfinite(record):
+            if out.find(b"null") < 0 or nulls_are_nones(out, record):
                 return out
-        except TypeError:
+        except Exception:  # orjson's own limits: the stdlib may do
             pass
     try:
         return encode_exact(record)
-    except (TypeError, ValueError, OverflowError):
+    except Exception:  # never raise into the strategy: the caller logs the drop
         return None
 
 
@@ -136,10 +130,10 @@ def payload(record: Dict[str, Any]) -> Optional[bytes]:
     if _orjson is not None:
         try:
             out = _dumps(record, _default, FIRST_OPTS)
-            if b"null" not in out or not may_hold_nonfinite(record):
+            if out.find(b"null") < 0 or nulls_are_nones(out, record):
                 return out
             return encode_exact(record)
-        except (TypeError, ValueError, OverflowError):
+        except Exception:
             pass
     return careful(record)
 
@@ -154,7 +148,7 @@ def encode(record: Dict[str, Any]) -> bytes:
     if _orjson is not None:
         try:
             out = _dumps(record, _default, LINE_OPTS)
-            if b"null" not in out or not may_hold_nonfinite(record):
+            if out.find(b"null") < 0 or nulls_are_nones(out, record):
                 return out
         except TypeError:
             out = careful(record)
@@ -165,20 +159,20 @@ def encode(record: Dict[str, Any]) -> bytes:
 
 def fast_parts() -> tuple:
     """What the ring's inlined hot path calls, for the encoder in use now:
-    ``(first, default, options, may_hold_nonfinite, exact, careful)``, where
+    ``(first, default, options, nulls_are_nones, exact, careful)``, where
     ``first(record, default, options)`` is the first try. With the stdlib
     there is one try, and its ``null`` never needs a second."""
     if _orjson is not None:
-        return _dumps, _default, FIRST_OPTS, may_hold_nonfinite, encode_exact, careful
-    return _stdlib_first, _default, 0, _never, encode_exact, careful
+        return _dumps, _default, FIRST_OPTS, nulls_are_nones, encode_exact, careful
+    return _stdlib_first, _default, 0, _always, encode_exact, careful
 
 
 def _stdlib_first(record: Dict[str, Any], default: Any, options: int) -> bytes:
     return encode_exact(record)
 
 
-def _never(record: Dict[str, Any]) -> bool:
-    return False
+def _always(data: bytes, record: Dict[str, Any]) -> bool:
+    return True
 
 
 def orjson_available() -> bool:

@@ -206,7 +206,7 @@ def _build(writer: Writer, ring: RingFile, lock: Any, divert: Callable, wake: Ca
     when the writer was stopped, else why it spills (full, or sidecar gone)."""
     from .encoding import fast_parts
 
-    first, default, options, may_hold_nonfinite, exact, careful = fast_parts()
+    first, default, options, nulls_are_nones, exact, careful = fast_parts()
     mm, words, ints, cap = ring.mm, ring.words, ring.ints, ring.capacity
     mask, limit = cap - 1, cap // 4
     crc32 = zlib.crc32
@@ -226,8 +226,8 @@ def _build(writer: Writer, ring: RingFile, lock: Any, divert: Callable, wake: Ca
         nonlocal w
         try:
             data = first(fields, default, options)
-            if b"null" in data and may_hold_nonfinite(fields):
-                data = exact(fields)  # NaN/±inf: orjson wrote them as null
+            if data.find(b"null") >= 0 and not nulls_are_nones(data, fields):
+                data = exact(fields)  # NaN/±inf: orjson wrote them as null (see encoding)
         except Exception:
             data = careful(fields)
             if data is None:

@@ -300,3 +300,14 @@ def test_write_is_published_with_one_store(tmp_path):
 
     assert regressions_seen(ring.path, final, with_the_writer) == 0
     assert writer.published() == final
+
+
+def test_a_record_that_cannot_be_encoded_is_logged_and_never_raised(tmp_path, caplog):
+    class Bad:
+        def __str__(self):
+            raise RuntimeError("no")
+
+    ring, writer, lock, diverted = make(tmp_path)
+    caplog.set_level(logging.WARNING, "rlcollect")
+    writer.method("trades")(pair="A", x=Bad())
+    assert "cannot be encoded" in caplog.text and writer.published() == 0 and not diverted
