@@ -4,30 +4,31 @@ encoder. Run: benches/client.sh (or this file with RLCOLLECT_BIN set).
 
 Each call is timed on its own with ``time.perf_counter_ns`` (the timer's own
 cost is printed; it is included in the per-call figures), and the rounds of
-the two transports alternate so that machine noise hits both alike. The ring
-is 256 MiB, so the sidecar never makes the producer wait for room: this is
-the cost in the calling thread. ``--offline`` measures the same calls with no
-sidecar at all (a socketpair drained by ``cat``; hello answered in-process),
-which isolates the client from the sidecar's CPU use on a small machine.
+the transports alternate so that machine noise hits them alike. The ring is
+64 MiB, so the sidecar never makes the producer wait for room: this is the
+cost in the calling thread. ``--offline`` measures the same calls with no
+sidecar at all (a process that reads and discards; hello answered
+in-process), which isolates the client from the sidecar's CPU use (and the
+buffered transport from its backpressure) on a small machine. ``--baseline
+FILE`` adds an earlier client (one module, e.g. ``git show
+main:python/rlcollect/client.py``) as a third row.
 """
 
 import argparse
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import rlcollect.client as client
 from rlcollect import Collector, encoding
 from rlcollect.transport import Link
 
 TS = dt.datetime(2024, 10, 1, tzinfo=dt.timezone.utc)
 BASELINE = None  # --baseline: an earlier client module, measured as a third row
-RING_BYTES = 256 << 20
+RING_BYTES = 64 << 20  # over 400 000 records of this bench: never full
 
 
 def plain(c, i):
@@ -63,39 +64,59 @@ def per_call(c, record, n):
     return out
 
 
+DRAIN = r"""
+import os, socket, sys, threading
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind(sys.argv[1])
+server.listen(64)
+def drain(conn):
+    while conn.recv(1 << 20):
+        pass
+while True:
+    conn, _ = server.accept()
+    threading.Thread(target=drain, args=(conn,), daemon=True).start()
+"""
+
+
 class _Offline:
-    """Collectors with no sidecar: the link is one end of a socketpair whose
-    other end ``cat`` drains, and the ring's hello is answered here."""
+    """No sidecar: every client connects with ``socket=`` to a process that
+    reads and discards; the hello and bye of this client are answered
+    in-process (the ring is never read: it is big enough)."""
 
     def __enter__(self):
-        self._saved = client.join_or_spawn, Link.request
-        self._drains = []
+        self.dir = tempfile.TemporaryDirectory()
+        self.path = os.path.join(self.dir.name, "drain.sock")
+        self.drain = subprocess.Popen([sys.executable, "-c", DRAIN, self.path])
+        while not os.path.exists(self.path):
+            time.sleep(0.01)
+        self._saved = Link.request
 
-        def fake_join(out, run, run_dir, args):
-            a, b = socket.socketpair()
-            self._drains.append(subprocess.Popen(["cat"], stdin=b.fileno(), stdout=subprocess.DEVNULL))
-            b.close()
-            return Link(a)
-
-        def fake_request(link, record, timeout):
+        def answer(link, record, timeout):
             if record.get("op") == "hello":
                 return {"hello": "ok", "ring": "ring" in record}
             return {"bye": "ok", "last": False}  # close() then returns at once
 
-        client.join_or_spawn, Link.request = fake_join, fake_request
+        Link.request = answer
         return self
 
     def __exit__(self, *exc):
-        client.join_or_spawn, Link.request = self._saved
-        for d in self._drains:
-            d.wait()
+        Link.request = self._saved
+        self.drain.kill()
+        self.drain.wait()
+        self.dir.cleanup()
+
+
+OFFLINE = None
 
 
 def make_collector(out, transport):
     args = ("--durability", "checkpoint", "--min-free-mb", "0")
+    sock = {} if OFFLINE is None else {"socket": OFFLINE.path}
     if transport == "baseline":
-        return BASELINE.Collector(out, "bench-baseline", extra_args=args)
-    return Collector(out, f"bench-{transport}", transport=transport, ring_bytes=RING_BYTES, extra_args=args)
+        return BASELINE.Collector(out, "bench-baseline", extra_args=args, **sock)
+    if OFFLINE is not None:
+        (Path(out) / f"bench-{transport}").mkdir(parents=True, exist_ok=True)  # where the ring goes
+    return Collector(out, f"bench-{transport}", transport=transport, ring_bytes=RING_BYTES, extra_args=args, **sock)
 
 
 def one_round(out, transport, record, n, warmup):
@@ -104,7 +125,10 @@ def one_round(out, transport, record, n, warmup):
         record(c, i)
     times = per_call(c, record, n)
     assert not getattr(c, "spooling", False)
+    ring = getattr(c, "ring_path", None)
     c.close()
+    if OFFLINE is not None and ring is not None:
+        ring.unlink()  # no sidecar deletes it: its dirty pages would be written back during later rounds
     return times
 
 
@@ -126,13 +150,11 @@ def measure(label, record, n, rounds, offline):
               f" {len(samples)} |{' offline' if offline else ''}")
 
 
-def load_baseline(path, offline):
+def load_baseline(path):
     """The client of an earlier version, from its file (it is one module)."""
     global BASELINE
     import importlib.util
 
-    if offline:
-        sys.exit("--baseline needs the sidecar (an earlier client has its own transport)")
     spec = importlib.util.spec_from_file_location("rlcollect_baseline_client", path)
     BASELINE = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(BASELINE)
@@ -146,16 +168,15 @@ def main():
     ap.add_argument("--baseline", help="an earlier client.py (e.g. `git show main:python/rlcollect/client.py`)")
     args = ap.parse_args()
     if args.baseline:
-        load_baseline(args.baseline, args.offline)
+        load_baseline(args.baseline)
     print(f"python {sys.version.split()[0]}, orjson {'yes' if encoding.orjson_available() else 'no'}, "
           f"sidecar {'none (offline)' if args.offline else os.environ.get('RLCOLLECT_BIN', 'rlcollect')}, "
           f"perf_counter_ns pair costs {timer_cost()} ns (included below)")
     print("| encoder  | record    | transport | median µs | p99 µs | mean µs | calls |")
     print("|---|---|---|---|---|---|---|")
     encoders = ["orjson", "stdlib"] if encoding.orjson_available() else ["stdlib"]
-    ctx = _Offline() if args.offline else None
-    if ctx:
-        ctx.__enter__()
+    global OFFLINE
+    OFFLINE = _Offline().__enter__() if args.offline else None
     try:
         for enc in encoders:
             encoding.use_orjson(enc == "orjson")
@@ -165,8 +186,8 @@ def main():
                 n = args.records if enc == "orjson" else args.records // 4
                 measure(enc, record, n, args.rounds, args.offline)
     finally:
-        if ctx:
-            ctx.__exit__(None, None, None)
+        if OFFLINE is not None:
+            OFFLINE.__exit__(None, None, None)
         encoding.use_orjson(True)
 
 

@@ -142,7 +142,8 @@ def test_sidecar_sigkilled_under_the_client_loses_nothing_after_recover(tmp_path
 WORKER = """
 import os, sys, time
 from rlcollect import Collector
-c = Collector(socket=sys.argv[1], source=sys.argv[2])
+c = Collector(sys.argv[4], "s", socket=sys.argv[1], source=sys.argv[2])  # the sidecar's run: the ring goes there
+assert (c.ring_path is not None) == (os.environ["RLCOLLECT_TRANSPORT"] == "ring")
 open(sys.argv[3] + ".ready", "w").close()
 while not os.path.exists(sys.argv[3] + ".go"):  # all connected before anyone leaves
     time.sleep(0.01)
@@ -160,7 +161,8 @@ def test_socket_mode_with_three_processes(tmp_path):
     while not sock.exists() and time.time() < deadline:
         time.sleep(0.02)
     marks = [str(tmp_path / f"w{i}") for i in range(3)]
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(sock), f"w{i}", marks[i]]) for i in range(3)]
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(sock), f"w{i}", marks[i], str(tmp_path)])
+               for i in range(3)]
     while not all(os.path.exists(m + ".ready") for m in marks):
         time.sleep(0.01)
     for m in marks:
