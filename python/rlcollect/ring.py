@@ -184,41 +184,47 @@ class Writer:
     in closure cells, not attributes, and encoding, framing and publishing
     are inlined. Each Python call or attribute load avoided is ~0.05 µs, and
     the ring's framing (crc, copy, two header words) has to be paid for
-    somewhere (SPEC §6 and the bench: ``benches/client.sh``).
+    somewhere (SPEC §6 and the bench: ``benches/client.sh``). Everything
+    else (wrapping, waiting for room) is :class:`_Framer`'s.
+
+    ``divert(payload, why)`` takes, under the lock, what the ring does not:
+    ``why`` is None when the writer was stopped, else why it spills (full,
+    or the sidecar gone).
     """
 
     def __init__(self, ring: RingFile, lock: Any, divert: Callable[[bytes, Optional[str]], None],
                  wake: Callable[[], None], alive: Callable[[], bool], wait_secs: float) -> None:
         self.ring = ring
         self.max_payload = ring.capacity // 4
-        self.push: Callable[[Dict[str, Any]], None]
-        self.method: Callable[[str], Callable[..., None]]
-        self.put: Callable[[bytes], bool]
-        self.stop: Callable[[], None]
-        self.published: Callable[[], int]
-        _build(self, ring, lock, divert, wake, alive, wait_secs)
+        framer = _Framer(ring, wake, alive, wait_secs)
+        self.push, self.put, self.stop = _build(framer, lock, divert)
+
+    def method(self, stream: str) -> Callable[..., None]:
+        """``decision(**fields)`` and its siblings: the stream, then ``push``."""
+        push = self.push
+
+        def record(**fields: Any) -> None:
+            fields["stream"] = stream
+            push(fields)
+
+        record.__name__ = record.__qualname__ = stream
+        return record
+
+    def published(self) -> int:
+        """``write``: bytes published (only this writer stores it)."""
+        return self.ring.words[_W_WRITE]
 
 
-def _build(writer: Writer, ring: RingFile, lock: Any, divert: Callable, wake: Callable, alive: Callable,
-           wait_secs: float) -> None:
-    """Makes the writer's closures (see :class:`Writer`). ``divert(payload,
-    why)`` takes, under the lock, what the ring does not: ``why`` is None
-    when the writer was stopped, else why it spills (full, or sidecar gone)."""
+def _build(framer: "_Framer", lock: Any, divert: Callable) -> tuple:
+    """The writer's closures ``push``, ``put`` and ``stop``, sharing the
+    cells of the writer's position (see :class:`Writer`)."""
     from .encoding import fast_parts
 
     first, default, options, nulls_are_nones, exact, careful = fast_parts()
-    mm, words, ints, cap = ring.mm, ring.words, ring.ints, ring.capacity
-    mask, limit = cap - 1, cap // 4
-    crc32 = zlib.crc32
+    mm, words, ints, wake, packers = framer.mm, framer.words, framer.ints, framer.wake, framer.packers
+    crc32, limit = zlib.crc32, framer.capacity // 4
     acquire, release = lock.acquire, lock.release  # bound once: "with lock" costs twice as much
-    packers: list = [None] * _PACKERS
-    w = 0  # bytes published (this is the only writer: never reread)
-    r = 0  # the sidecar's read, as last seen (reread only when a frame does not fit)
-    # A frame ending at or below ``bound`` fits the room and ends before this
-    # lap does (one ending right at the lap's end goes the slow way, which
-    # also moves ``off`` to the next lap).
-    bound = cap - 1
-    off = HEADER_SIZE  # the data area's start minus this lap's start: a frame at w is at w + off
+    w, bound, off = framer.start()
     stopped = False
 
     def push(fields: Dict[str, Any]) -> None:
@@ -254,70 +260,25 @@ def _build(writer: Writer, ring: RingFile, lock: Any, divert: Callable, wake: Ca
         finally:
             release()
 
-    def method(stream: str) -> Callable[..., None]:
-        """``decision(**fields)`` and its siblings: the stream, then ``push``."""
-        def record(**fields: Any) -> None:
-            fields["stream"] = stream
-            push(fields)
-        record.__name__ = record.__qualname__ = stream
-        return record
-
     def slow(data: bytes) -> None:
         """Under the lock: everything the fast path does not do."""
         if stopped:
-            return divert(data, None)
-        if len(data) > limit:
+            divert(data, None)
+        elif len(data) > limit:
             log.error("rlcollect: dropped a record of %d bytes: a ring of %d bytes takes at most %d "
-                      "(capacity/4; raise ring_bytes=)", len(data), cap, limit)
-            return
-        if not put(data):
+                      "(capacity/4; raise ring_bytes=)", len(data), framer.capacity, limit)
+        elif not put(data):
             stop()
-            divert(data, "the ring is full" if alive() else "the sidecar is gone and the ring is full")
+            divert(data, framer.why_full())
 
     def put(data: bytes) -> bool:
-        """Under the lock: frames ``data`` wherever it goes (wrapping and
-        waiting for room as needed) and publishes it. False when there is no
-        room and waiting is over."""
+        """Under the lock: frames and publishes ``data`` (wrapping, waiting
+        for room). False when there is no room and waiting is over."""
         nonlocal w, bound, off
-        n = len(data)
-        size = (n + 15) & -8
-        start = w
-        if (w & mask) + size > cap:  # not before the end: a wrap marker, then the next lap
-            start = (w | mask) + 1
-        if not room(start + size):
+        placed = framer.place(w, data)
+        if placed is None:
             return False
-        if start != w:
-            words[(HEADER_SIZE + (w & mask)) >> 3] = WRAP | (w & 0xFFFFFFFF) << 32
-        pack = packers[size >> 3] if size >> 3 < _PACKERS else None
-        if pack is None:
-            pack = _packer(size)
-            if size >> 3 < _PACKERS:
-                packers[size >> 3] = pack
-        at = HEADER_SIZE + (start & mask)
-        pack(mm, at, n, crc32(data, start & 0xFFFFFFFF), data)
-        w = start + size
-        words[_W_WRITE] = w  # publishes the wrap marker and the frame together
-        off = HEADER_SIZE - (w & ~mask)
-        bound = min(w | mask, r + cap)
-        if ints[_I_SLEEPING]:
-            wake()
-        return True
-
-    def room(end: int) -> bool:
-        """Whether a frame ending at ``end`` fits: rereads ``read``, and while
-        it does not fit, waits (bounded, while the sidecar lives)."""
-        nonlocal r
-        r = words[_W_READ]
-        deadline = None
-        pause = 0.0005
-        while end - r > cap:
-            if deadline is None:
-                deadline = time.monotonic() + wait_secs
-            if not alive() or time.monotonic() > deadline:
-                return False
-            time.sleep(pause)
-            pause = min(pause * 2, 0.01)
-            r = words[_W_READ]
+        w, bound, off = placed
         return True
 
     def stop() -> None:
@@ -326,10 +287,77 @@ def _build(writer: Writer, ring: RingFile, lock: Any, divert: Callable, wake: Ca
         stopped = True
         bound = -1
 
-    def published() -> int:
-        return w
+    return push, put, stop
 
-    writer.push, writer.method, writer.put, writer.stop, writer.published = push, method, put, stop, published
+
+class _Framer:
+    """The writer's slow path: where a frame goes (a wrap marker and the next
+    lap when it does not fit before the end), waiting for room, and the
+    cached packers the hot path uses too."""
+
+    def __init__(self, ring: RingFile, wake: Callable[[], None], alive: Callable[[], bool],
+                 wait_secs: float) -> None:
+        self.mm, self.words, self.ints, self.capacity = ring.mm, ring.words, ring.ints, ring.capacity
+        self.wake, self.alive, self.wait_secs = wake, alive, wait_secs
+        self.packers: list = [None] * _PACKERS  # by frame size / 8
+        self.read = 0  # the sidecar's read, as last seen (reread only when a frame does not fit)
+
+    def start(self) -> tuple:
+        """The position of a new ring: ``(write, bound, off)``."""
+        return self._position(0)
+
+    def _position(self, w: int) -> tuple:
+        """``(w, bound, off)`` for the hot path: a frame ending at or below
+        ``bound`` fits the room and ends before this lap does (one ending
+        right at the lap's end comes here, which moves ``off`` to the next
+        lap); a frame at ``w`` starts at ``w + off`` in the file."""
+        mask = self.capacity - 1
+        return w, min(w | mask, self.read + self.capacity), HEADER_SIZE - (w & ~mask)
+
+    def place(self, w: int, data: bytes) -> Optional[tuple]:
+        """Frames and publishes ``data`` at ``w`` or after a wrap marker; the
+        new ``(w, bound, off)``, or None when there is no room in time."""
+        cap, mask, words = self.capacity, self.capacity - 1, self.words
+        n = len(data)
+        size = (n + 15) & -8
+        start = w if (w & mask) + size <= cap else (w | mask) + 1
+        if not self._room(start + size):
+            return None
+        if start != w:
+            words[(HEADER_SIZE + (w & mask)) >> 3] = WRAP | (w & 0xFFFFFFFF) << 32
+        self._packer(size)(self.mm, HEADER_SIZE + (start & mask), n, zlib.crc32(data, start & 0xFFFFFFFF), data)
+        w = start + size
+        words[_W_WRITE] = w  # publishes the wrap marker and the frame together
+        if self.ints[_I_SLEEPING]:
+            self.wake()
+        return self._position(w)
+
+    def _packer(self, size: int) -> Callable:
+        if size >> 3 >= _PACKERS:
+            return _packer(size)
+        pack = self.packers[size >> 3]
+        if pack is None:
+            pack = self.packers[size >> 3] = _packer(size)
+        return pack
+
+    def _room(self, end: int) -> bool:
+        """Whether a frame ending at ``end`` fits: rereads ``read``, and while
+        it does not fit, waits (bounded, while the sidecar lives)."""
+        self.read = self.words[_W_READ]
+        deadline = None
+        pause = 0.0005
+        while end - self.read > self.capacity:
+            if deadline is None:
+                deadline = time.monotonic() + self.wait_secs
+            if not self.alive() or time.monotonic() > deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
+            self.read = self.words[_W_READ]
+        return True
+
+    def why_full(self) -> str:
+        return "the ring is full" if self.alive() else "the sidecar is gone and the ring is full"
 
 
 def _undecodable(fields: Dict[str, Any]) -> None:
