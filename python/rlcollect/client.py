@@ -182,7 +182,12 @@ class Collector:
             log.warning("rlcollect: %s is not a run directory; sending lines on %s instead of a ring "
                         "(pass out= and run= of the sidecar's run)", self.run_dir, self._socket)
             return False
-        ring = RingFile.create(run_dir / "rings", self.source, self._ring_bytes)
+        try:
+            ring = RingFile.create(run_dir / "rings", self.source, self._ring_bytes)
+        except OSError as e:
+            log.warning("rlcollect: cannot make a ring in %s (%s); sending buffered lines on the socket",
+                        run_dir / "rings", e)
+            return False
         link = self._link
         answer = link.request({"stream": "control", "op": "hello", "source": self.source,
                                "ring": f"rings/{ring.path.name}"}, HELLO_TIMEOUT)
