@@ -100,9 +100,22 @@ def connect(path: str) -> Optional[_socket.socket]:
 def spawn(sock_path: str, out: Path, run: str, args: tuple) -> "Link":
     """Starts ``rlcollect run --listen`` for the run and returns the first
     connection that succeeds, kept as this client's own: with
-    ``--exit-when-idle`` a probe that connected and closed could end the run."""
+    ``--exit-when-idle`` a probe that connected and closed could end the run.
+    A sidecar that ends cleanly before anyone connected (it found only
+    leftovers of dead producers to finish) is started once more."""
     cmd = [find_binary(), "run", "--out", str(out), "--run", run, "--listen", sock_path,
            "--exit-when-idle", "--wait-lock", "120", *args]
+    for _ in range(3):
+        link = _start(cmd, sock_path)
+        if link is not None:
+            return link
+        log.warning("rlcollect: the sidecar ended before this client connected; starting it again")
+    raise RuntimeError(f"rlcollect run ended three times before a client could connect: {' '.join(cmd)}")
+
+
+def _start(cmd: list, sock_path: str) -> Optional["Link"]:
+    """One sidecar process and our connection to it; None when it ended
+    with code 0 before we connected."""
     # Its own session: a Ctrl-C meant for the strategy does not kill the
     # collector; it ends when its last producer leaves. No stdin: every
     # producer, this one included, talks over the socket.
@@ -113,6 +126,8 @@ def spawn(sock_path: str, out: Path, run: str, args: tuple) -> "Link":
         if sock is not None:
             return Link(sock, proc)
         code = proc.poll()
+        if code == 0:
+            return None
         if code is not None:
             raise RuntimeError(f"rlcollect run exited with code {code} (see its messages above): {' '.join(cmd)}")
         if time.monotonic() > deadline:
