@@ -408,3 +408,20 @@ def test_the_socket_path_rule_is_the_one_rust_uses(tmp_path, monkeypatch):
     assert socket_path(long) == expected and len(expected.split("-")[1]) == len("01234567.sock")
     monkeypatch.delenv("TMPDIR")
     assert socket_path(long) == "/tmp/" + os.path.basename(expected)
+
+
+def test_a_record_after_a_quiet_spell_wakes_the_sleeping_reader(tmp_path):
+    """The sidecar's reader sleeps on the socket (up to 100 ms) once the ring
+    is empty; the producer's wake byte makes it read at once."""
+    c = Collector(tmp_path, "w")
+    latencies = []
+    for i in range(10):
+        time.sleep(0.25)  # the reader has gone to sleep
+        assert Header(c._ring.mm).sleeping == 1
+        started = time.monotonic()
+        c.decision(ts=1704067200000 + i, pair="W", step=i)
+        wait_for(lambda: drained(c), 10, "the record to be read")
+        latencies.append(time.monotonic() - started)
+    c.close()
+    latencies.sort()
+    assert latencies[5] < 0.05, f"woken, not timed out: {latencies}"
