@@ -349,10 +349,11 @@ class Collector:
 
     def _after_fork_in_child(self) -> None:
         """Runs in a forked child (holding the lock, see ``_before_fork``):
-        the parent's ring, socket and buffer stay the parent's. Their descriptors are closed (not unlocked: see
-        ``RingFile.forget``), so that a ring outliving its producer is not
-        kept "alive" by a child's inherited lock. The next record opens this
-        process's own connection and ring."""
+        the parent's ring, socket and buffer stay the parent's. Their
+        descriptors are closed (not unlocked: see ``RingFile.forget``), so that
+        a ring outliving its producer is not kept "alive" by a child's
+        inherited lock. The next record opens this process's own connection
+        and ring."""
         if self._closed:
             return
         if self._writer is not None:
@@ -410,7 +411,8 @@ class Collector:
             self._closed = True
             self._ready = False
             link = self._link
-            if self._forked or link is None:
+            if self._forked or link is None:  # a forked child that never wrote, or one that could not join
+                self._spool.close()
                 return None
             if self._writer is None:
                 self._flush_locked()
@@ -471,7 +473,10 @@ def _dropped(fields: Dict[str, Any]) -> None:
 
 def _before_fork() -> None:
     """Takes every collector's lock, so that the child inherits them free and
-    no half-written frame or buffer (as ``logging`` does with its handlers)."""
+    no half-written frame or buffer (as ``logging`` does with its handlers).
+    A fork waits for a call that is waiting for room in a full ring. The
+    client itself never forks under its lock (``subprocess`` runs no fork
+    hooks without ``preexec_fn``)."""
     global _FORKING
     _FORKING = list(_LIVE)
     for c in _FORKING:
