@@ -249,7 +249,7 @@ def _build(framer: "_Framer", lock: Any, divert: Callable) -> tuple:
                 pack = None
             if end > bound or pack is None:
                 return slow(data)
-            pack(mm, w + off, n, crc32(data, w & 0xFFFFFFFF), data)
+            pack(mm, w + off, n, crc32(data, w), data)  # crc32 takes the seed mod 2^32 itself
             # ``w`` moves before the store that publishes it: a KeyboardInterrupt
             # between the two leaves a whole frame that the next one publishes,
             # never a published frame that the next one would overwrite.

@@ -157,6 +157,13 @@ def test_a_frame_that_ends_exactly_at_the_end_of_the_lap(tmp_path):
     assert side.payloads[-2:] == [b'{"stream":"after"}'] * 2
 
 
+def test_zlib_takes_the_seed_modulo_2_to_the_32():
+    """The writer's hot path passes the absolute offset as the seed."""
+    p = b'{"stream":"s"}'
+    for o in (2**32 + 8, 2**40 + 64, 2**63 + 8):
+        assert zlib.crc32(p, o) == zlib.crc32(p, o & 0xFFFFFFFF)
+
+
 def test_a_stale_frame_of_an_earlier_lap_fails_its_crc(tmp_path):
     ring, writer, lock, _ = make(tmp_path)
     for i in range(10):
