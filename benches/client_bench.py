@@ -165,6 +165,7 @@ def main():
     ap.add_argument("--records", type=int, default=int(os.environ.get("BENCH_RECORDS", "100000")))
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--offline", action="store_true", help="no sidecar (see the module's docstring)")
+    ap.add_argument("--encoder", choices=["orjson", "stdlib"], help="only this encoder")
     ap.add_argument("--baseline", help="an earlier client.py (e.g. `git show main:python/rlcollect/client.py`)")
     args = ap.parse_args()
     if args.baseline:
@@ -175,6 +176,8 @@ def main():
     print("| encoder  | record    | transport | median µs | p99 µs | mean µs | calls |")
     print("|---|---|---|---|---|---|---|")
     encoders = ["orjson", "stdlib"] if encoding.orjson_available() else ["stdlib"]
+    if args.encoder:
+        encoders = [e for e in encoders if e == args.encoder]
     global OFFLINE
     OFFLINE = _Offline().__enter__() if args.offline else None
     try:
