@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Python client overhead per record (see benches/client_bench.py).
-source "$(dirname "$0")/setup.sh" orjson
-"$BENCH_PY" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./python
-"$BENCH_PY" benches/client_bench.py
+# Python client: per-call cost in the calling thread, the ring and the
+# buffered transport side by side (see benches/client_bench.py). Extra
+# arguments go to the bench, e.g. --offline, --records N, --rounds N, or
+# --baseline FILE (a client.py of an earlier version, measured as a third row).
+source "$(dirname "$0")/setup.sh" orjson numpy
+PYTHONPATH="$PWD/python" "$BENCH_PY" benches/client_bench.py "$@"

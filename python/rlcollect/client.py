@@ -1,191 +1,85 @@
 """The client: a cheap, thread-safe way for a Python process to hand records to
 an ``rlcollect`` sidecar.
 
-Records are encoded at once (orjson when installed, the stdlib otherwise) and
-buffered; a background thread writes the buffer every ``flush_secs`` (and
-whenever it passes 64 KiB), so a call costs microseconds. The client never
-raises into the strategy because the sidecar died or the pipe broke: it logs
-once and spools every further record to ``RUN/spool-<pid>.ndjson``, which
+Two transports (SPEC §6 "Which path guarantees what"):
+
+* ``ring`` (the default): each record is encoded and framed into a
+  shared-memory ring file in the run directory (``rlcollect.ring``). A record
+  is safe once the call returns: the kernel keeps the mapping's pages when
+  this process dies (SIGKILL, the OOM killer, SIGTERM with Python's default
+  handler, ``os._exit``), and the sidecar drains them. No system call per
+  record: the socket only carries ``hello``, wake bytes for a sleeping reader,
+  and ``bye``.
+* ``buffered``: records are encoded into a buffer that a thread sends as
+  NDJSON lines every ``flush_secs`` (and at 64 KiB). Up to ``flush_secs`` of
+  records die with the process. The fallback when the sidecar cannot take a
+  ring (an older ``rlcollect``), and the bench's comparison.
+
+The client never raises into the strategy because the sidecar died, the pipe
+broke or the ring is full: it logs once and spools records to
+``RUN/spool-<pid>.ndjson`` for the rest of its life (in order), which
 ``rlcollect run`` (resuming the run) and ``rlcollect recover`` ingest.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import datetime as _dt
-import hashlib
 import json
 import logging
 import os
-import shutil
-import socket as _socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
-try:  # the fastest encoder available
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - exercised when orjson is absent
-    _orjson = None
+from . import encoding
+from .encoding import encode  # noqa: F401  (public: rlcollect.encode)
+from .ring import DEFAULT_CAPACITY, RingFile, Writer, check_capacity
+from .spool import Spool
+from .transport import HELLO_TIMEOUT, Link, find_binary, join_or_spawn, socket_path  # noqa: F401
 
 log = logging.getLogger("rlcollect")
 
 _FLUSH_BYTES = 64 * 1024
-_PLAIN = (str, int, bool, type(None))
+_TRANSPORTS = ("ring", "buffered")
+_CHECKPOINT = {"stream": "control", "op": "checkpoint"}
+# The record methods and their streams: in ring mode each is a closure made by
+# the ring's writer, set on the instance (its state in closure cells, not
+# attributes: see ring.Writer).
+_METHODS = (("trade", "trades"), ("episode", "rl_episodes"), ("prediction", "predictions"),
+            ("signal", "signal_propagation"), ("decision", "model_decisions"), ("candle", "candle"))
 
-
-def _convert(v: Any) -> Any:
-    """Turns numpy/pandas/datetime values into what the wire format expects."""
-    if isinstance(v, float):
-        return v  # NaN and ±inf are handled by the encoder choice
-    if isinstance(v, _dt.datetime):
-        if v.tzinfo is None:
-            return v.isoformat()  # naive = UTC on the collector's side
-        return v.astimezone(_dt.timezone.utc).isoformat()
-    if isinstance(v, _dt.date):
-        return v.isoformat()
-    item = getattr(v, "item", None)  # numpy scalars, 0-d arrays
-    if item is not None and getattr(v, "ndim", 0) == 0:
-        try:
-            return _convert(item())
-        except (TypeError, ValueError):
-            pass
-    if type(v).__name__ in ("NaTType", "NAType"):
-        return None
-    iso = getattr(v, "isoformat", None)  # pandas Timestamp is a datetime; others
-    if iso is not None:
-        return iso()
-    tolist = getattr(v, "tolist", None)  # numpy arrays, pandas Series
-    if tolist is not None:
-        return tolist()
-    if isinstance(v, dict):
-        return {str(k): _convert(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_convert(x) for x in v]
-    return str(v)
-
-
-def _default(v: Any) -> Any:
-    if isinstance(v, float):
-        return float(v)  # float subclasses (numpy.float64)
-    out = _convert(v)
-    if out is v:
-        raise TypeError(f"cannot encode {type(v).__name__}")
-    return out
-
-
-if _orjson is not None:
-    _ORJSON_OPTS = _orjson.OPT_SERIALIZE_NUMPY | _orjson.OPT_APPEND_NEWLINE | _orjson.OPT_NON_STR_KEYS
-
-
-def _encode_exact(record: Dict[str, Any]) -> bytes:
-    """The stdlib path: writes NaN/±inf as Python's ``NaN``/``Infinity`` tokens,
-    which the collector stores as IEEE values."""
-    return (json.dumps(record, default=_default, separators=(",", ":")) + "\n").encode()
-
-
-def encode(record: Dict[str, Any]) -> bytes:
-    """One NDJSON line (with ``\\n``). NaN/±inf become ``NaN``/``Infinity`` tokens.
-
-    Fast path: orjson (numpy and datetimes natively). orjson writes NaN as
-    ``null``, so any output holding ``null`` is encoded again exactly by the
-    stdlib: records with None or NaN pay a little more, none is ever wrong."""
-    if _orjson is not None:
-        try:
-            out = _orjson.dumps(record, default=_default, option=_ORJSON_OPTS)
-        except TypeError:
-            out = None
-        if out is not None and b"null" not in out:
-            return out
-    return _encode_exact(record)
-
-
-def find_binary() -> str:
-    """The ``rlcollect`` executable: ``RLCOLLECT_BIN``, then ``PATH``, then the
-    one ``pip install`` put beside this package (the environment's scripts
-    folder, which is not on ``PATH`` when a venv's Python runs unactivated)."""
-    env = os.environ.get("RLCOLLECT_BIN")
-    if env:
-        if os.access(env, os.X_OK):
-            return env
-        raise FileNotFoundError(f"RLCOLLECT_BIN={env!r} is not an executable file")
-    found = shutil.which("rlcollect")
-    if found:
-        return found
-    for scheme in _install_schemes():
-        candidate = os.path.join(scheme, "rlcollect")
-        if os.access(candidate, os.X_OK):
-            return candidate
-    raise FileNotFoundError(
-        "the rlcollect binary was not found. `pip install ./python` (from the rlcollect repository) installs "
-        "it with this client; or set RLCOLLECT_BIN=/path/to/rlcollect, or put it on PATH."
-    )
-
-
-def _install_schemes() -> list:
-    """Scripts folders where pip may have installed the binary: this
-    interpreter's environment, then the user scheme (``pip install --user``)."""
-    import sysconfig
-
-    folders = [sysconfig.get_path("scripts")]
-    try:
-        folders.append(sysconfig.get_path("scripts", f"{os.name}_user"))
-    except KeyError:  # pragma: no cover - platforms without a user scheme
-        pass
-    return [f for f in folders if f]
+# Collectors alive in this process, for the fork hook (weak: a dropped
+# collector is not kept alive by the registry).
+_LIVE: "weakref.WeakSet[Collector]" = weakref.WeakSet()
+_pid = os.getpid()  # os.getpid() is a system call on glibc >= 2.25: cached, refreshed at fork
 
 
 def default_run_id() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
-def socket_path(run_dir: Path) -> str:
-    """The well-known socket of a run's sidecar: ``RUN/collector.sock``, or a
-    name in the temp folder derived from the run's path when that path is too
-    long for a Unix socket (about 100 bytes)."""
-    run_dir = Path(run_dir).resolve()
-    path = str(run_dir / "collector.sock")
-    if len(path.encode()) < 100:
-        return path
-    digest = hashlib.sha1(str(run_dir).encode()).hexdigest()[:16]
-    return os.path.join(tempfile.gettempdir(), f"rlcollect-{digest}.sock")
-
-
-@contextlib.contextmanager
-def _spawn_lock(run_dir: Path):
-    """Serialises join-or-spawn between processes: exactly one spawns."""
-    import fcntl
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".spawn.lock", "a+") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-def _connect(path: str) -> Optional["_socket.socket"]:
-    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    try:
-        s.connect(path)
-        return s
-    except OSError:
-        s.close()
-        return None
+def _default_source() -> str:
+    return f"{Path(sys.argv[0] or 'python').name}-{_pid}"
 
 
 class Collector:
-    """Sends records to an ``rlcollect`` sidecar.
+    """Sends records to the run's ``rlcollect`` sidecar.
 
-    With no ``socket`` it starts ``rlcollect run`` as a child process and writes
-    to its stdin. With ``socket=PATH`` it connects to a running sidecar
-    (``rlcollect run --listen PATH``) and names itself with ``source``.
+    With no ``socket`` it joins the sidecar listening on the run's well-known
+    socket, or starts one (``rlcollect run --listen ... --exit-when-idle``);
+    exactly one process of a run starts it. With ``socket=PATH`` it joins
+    that sidecar; the ring then goes to ``out/run`` when that run directory
+    exists (else it sends lines on the socket). ``source`` names this producer.
+
+    ``transport``: ``"ring"`` (default, env ``RLCOLLECT_TRANSPORT``) or
+    ``"buffered"``. ``ring_bytes``: the ring's capacity (a power of two,
+    64 KiB to 1 GiB; default 16 MiB, env ``RLCOLLECT_RING_BYTES``).
+    ``ring_wait_secs``: how long a call waits for room in a full ring while
+    the sidecar lives, before records go to the spool file.
     """
 
     def __init__(
@@ -200,6 +94,9 @@ class Collector:
         fmt: str = "parquet",
         flush_secs: float = 0.2,
         extra_args: tuple = (),
+        transport: Optional[str] = None,
+        ring_bytes: Optional[int] = None,
+        ring_wait_secs: float = 30.0,
     ) -> None:
         self.out = Path(out)
         self.run = run or os.environ.get("RLCOLLECT_RUN") or default_run_id()
@@ -207,66 +104,115 @@ class Collector:
         # inherit the run and join it.
         os.environ.setdefault("RLCOLLECT_RUN", self.run)
         self.run_dir = self.out / self.run
-        self.source = source or f"{Path(sys.argv[0] or 'python').name}-{os.getpid()}"
+        self.transport = transport or os.environ.get("RLCOLLECT_TRANSPORT") or "ring"
+        if self.transport not in _TRANSPORTS:
+            raise ValueError(f"transport must be one of {_TRANSPORTS}, not {self.transport!r}")
+        self._ring_bytes = check_capacity(int(ring_bytes or os.environ.get("RLCOLLECT_RING_BYTES")
+                                              or DEFAULT_CAPACITY))
+        self._ring_wait = ring_wait_secs
+        self._auto_source = source is None
+        self.source = source or _default_source()
+        self._socket = socket
+        self._spawn_args = ("--every-candles", str(every_candles), "--every-secs", str(every_secs),
+                            "--format", fmt, *extra_args)
+        self._flush_secs = flush_secs
         self._lock = threading.Lock()
-        self._buf = bytearray()
         self._closed = False
-        self._dead = False
-        self._spool = None
-        self._proc: Optional[subprocess.Popen] = None
-        self._sock = None
-        self._pid: Optional[int] = None
-        if socket is not None:
-            self._join(socket)
-        else:
-            sock_path = socket_path(self.run_dir)
-            with _spawn_lock(self.run_dir):
-                live = _connect(sock_path)
-                if live is not None:
-                    self._join(sock_path, live)
-                else:
-                    self._spawn(sock_path, every_candles, every_secs, fmt, extra_args)
-        self._write_now(encode({"stream": "control", "op": "hello", "source": self.source}))
-        self._flusher = threading.Thread(target=self._flush_loop, args=(flush_secs,), name="rlcollect-flush",
-                                         daemon=True)
-        self._flusher.start()
+        self._forked = False
+        self._init_state()
+        self._open()
+        _LIVE.add(self)
         atexit.register(self.close)
 
-    def _join(self, path: str, sock: Optional["_socket.socket"] = None) -> None:
-        self._sock = sock or _connect(path)
-        if self._sock is None:
-            raise ConnectionError(f"no rlcollect sidecar is listening on {path}")
-        self._out = self._sock.makefile("wb", buffering=0)
-        self._pid = _peer_pid(self._sock)
+    def _init_state(self) -> None:
+        """The per-process state (made again in a forked child)."""
+        self._ready = False  # the hot path may write at once (not closed, not forked, not spilled)
+        self._spilled = False  # records go to the spool file, for the rest of this life
+        self._link: Optional[Link] = None
+        self._ring: Optional[RingFile] = None
+        self._writer: Optional[Writer] = None
+        self._answers = False  # the sidecar answers hello/bye (not an old one)
+        self._buf = bytearray()
+        self._spool = Spool(self.run_dir / f"spool-{_pid}.ndjson", self.source)
+        self._push: Callable[[Dict[str, Any]], None] = self._push_slow_fields
+        for name, _ in _METHODS:  # back to the class's methods (they call _push)
+            self.__dict__.pop(name, None)
 
-    def _spawn(self, sock_path: str, every_candles: int, every_secs: float, fmt: str, extra_args: tuple) -> None:
-        cmd = [find_binary(), "run", "--out", str(self.out), "--run", self.run, "--listen", sock_path,
-               "--exit-when-idle", "--wait-lock", "120", "--every-candles", str(every_candles),
-               "--every-secs", str(every_secs), "--format", fmt, *extra_args]
-        # Its own session: a Ctrl-C meant for the strategy does not kill the
-        # collector; it ends when its last producer leaves.
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)
-        self._pid = self._proc.pid
-        self._out = self._proc.stdin
-        deadline = time.monotonic() + 150
-        while True:  # ready once its socket accepts: then others may join
-            code = self._proc.poll()
-            if code is not None:
-                raise RuntimeError(f"rlcollect run exited with code {code} (see its messages above): {' '.join(cmd)}")
-            probe = _connect(sock_path)
-            if probe is not None:
-                # The sidecar may list the probe among the connected producers
-                # (in a manifest) after it left; named as us, close() does not
-                # take it for another producer and stop waiting.
-                try:
-                    probe.sendall(encode({"stream": "control", "op": "hello", "source": self.source}))
-                except OSError:
-                    pass
-                probe.close()
+    # -- opening ---------------------------------------------------------------
+
+    def _open(self) -> None:
+        """Joins (or starts) the sidecar, then announces the ring, or falls
+        back to lines on the socket."""
+        if self._socket is not None:
+            self._link = Link.join(self._socket)
+        else:
+            self._link = join_or_spawn(self.out, self.run, self.run_dir, self._spawn_args)
+        announced = False
+        if self.transport == "ring":
+            announced = self._open_ring()
+            if self._writer is not None:
+                self._install(self._writer)
+                self._ready = True
                 return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"rlcollect run did not open {sock_path} within 150 s")
-            time.sleep(0.02)
+        if not announced:
+            answer = self._link.request({"stream": "control", "op": "hello", "source": self.source}, HELLO_TIMEOUT)
+            self._answers = answer is not None
+        self._open_buffered()
+        self._ready = not self._spilled
+
+    def _install(self, writer: Writer) -> None:
+        """The ring's closures become this instance's record methods."""
+        self._push = writer.push
+        for name, stream in _METHODS:
+            setattr(self, name, writer.method(stream))
+
+    def _ring_dir(self) -> Optional[Path]:
+        """Where our ring goes: the run directory of the sidecar we joined.
+        With ``socket=`` that is ``out/run`` if it exists: a wrong guess only
+        makes the sidecar answer ``error`` (it does not find the file)."""
+        if self._socket is not None and not self.run_dir.is_dir():
+            return None
+        return self.run_dir
+
+    def _open_ring(self) -> bool:
+        """Creates our ring and names it in the connection's ``hello``; the
+        writer is made when the sidecar took it. True when a hello was sent."""
+        run_dir = self._ring_dir()
+        if run_dir is None:
+            log.warning("rlcollect: %s is not a run directory; sending lines on %s instead of a ring "
+                        "(pass out= and run= of the sidecar's run)", self.run_dir, self._socket)
+            return False
+        try:
+            ring = RingFile.create(run_dir / "rings", self.source, self._ring_bytes)
+        except OSError as e:
+            log.warning("rlcollect: cannot make a ring in %s (%s); sending buffered lines on the socket",
+                        run_dir / "rings", e)
+            return False
+        link = self._link
+        answer = link.request({"stream": "control", "op": "hello", "source": self.source,
+                               "ring": f"rings/{ring.path.name}"}, HELLO_TIMEOUT)
+        self._answers = answer is not None
+        if answer is not None and answer.get("hello") == "ok" and answer.get("ring") is True:
+            link.quiet()
+            self._ring = ring
+            self._writer = Writer(ring, self._lock, self._divert, link.wake, link.alive, self._ring_wait)
+            return True
+        ring.discard()
+        if answer is None and link.dead:
+            self._spill(f"the sidecar (pid {link.pid}) closed the connection before it answered")
+        elif answer is None:
+            log.warning("rlcollect: the sidecar (pid %s) did not answer the ring's hello within %s s (an older "
+                        "rlcollect?); sending buffered lines on the socket instead", link.pid, HELLO_TIMEOUT)
+        else:
+            log.warning("rlcollect: the sidecar cannot use a ring (%s); sending buffered lines on the socket",
+                        answer.get("error", answer))
+        return True
+
+    def _open_buffered(self) -> None:
+        """Lines on the socket, sent by a thread every ``flush_secs``."""
+        self._link.sock.settimeout(None)  # blocking: the sidecar's backpressure
+        self._push = self._push_buffered
+        threading.Thread(target=self._flush_loop, name="rlcollect-flush", daemon=True).start()
 
     # -- records -------------------------------------------------------------
 
@@ -274,20 +220,6 @@ class Collector:
         """Sends one record of ``stream`` (a core stream or your own name)."""
         fields["stream"] = stream
         self._push(fields)
-
-    def _push(self, fields: Dict[str, Any]) -> None:
-        stream = fields["stream"]
-        try:
-            line = encode(fields)
-        except Exception as e:  # never raise into the strategy
-            log.warning("rlcollect: dropped a record of %s that cannot be encoded: %s", stream, e)
-            return
-        with self._lock:
-            if self._closed:
-                return
-            self._buf += line
-            if len(self._buf) >= _FLUSH_BYTES:
-                self._flush_locked()
 
     def trade(self, **fields: Any) -> None:
         """A closed trade (``pair`` required)."""
@@ -321,82 +253,212 @@ class Collector:
 
     def checkpoint(self) -> None:
         """Asks the sidecar to checkpoint now (sends what is buffered first)."""
+        self._push(dict(_CHECKPOINT))
         with self._lock:
-            if self._closed:
+            if self._ready and self._ring is None:
+                self._flush_locked()
+
+    def _push_buffered(self, fields: Dict[str, Any]) -> None:
+        """The hot path of the buffered transport: encode, then append to the
+        buffer under the lock."""
+        try:
+            line = encoding.encode(fields)
+        except Exception:
+            return _dropped(fields)
+        with self._lock:
+            if self._ready:
+                self._buf += line
+                if len(self._buf) >= _FLUSH_BYTES:
+                    self._flush_locked()
                 return
-            self._buf += b'{"stream":"control","op":"checkpoint"}\n'
-            self._flush_locked()
+            self._put_slow(line[:-1])
+
+    def _push_slow_fields(self, fields: Dict[str, Any]) -> None:
+        """The push of a collector that is not open (closed, or a forked
+        child before its first record)."""
+        data = encoding.payload(fields)
+        if data is None:
+            return _dropped(fields)
+        with self._lock:
+            self._put_slow(data)
+
+    def _divert(self, data: bytes, why: Optional[str]) -> None:
+        """Under the lock, from the ring's writer: a record it does not take.
+        ``why`` says why it spills (the ring is full or the sidecar gone);
+        None: the writer was stopped (closed, or forked)."""
+        if why is not None:
+            self._spill(why)
+        self._put_slow(data)
+
+    def _put_slow(self, data: bytes) -> None:
+        """Under the lock, a record the hot path could not place: a closed
+        collector drops it; a forked child first opens its own connection;
+        then the ring, the buffer or the spool takes it."""
+        if self._closed:
+            return
+        if self._forked:
+            self._reopen_in_child()
+        if self._spilled:
+            self._spool.write(data + b"\n")
+        elif self._writer is not None:
+            self._writer_put(data)
+        else:  # buffered
+            self._buf += data + b"\n"
+
+    def _writer_put(self, data: bytes) -> None:
+        if len(data) > self._writer.max_payload:
+            log.error("rlcollect: dropped a record of %d bytes: the ring takes at most %d (capacity/4; "
+                      "raise ring_bytes=)", len(data), self._writer.max_payload)
+        elif not self._writer.put(data):
+            self._writer.stop()
+            self._spill("the ring is full" if self._link.alive() else "the sidecar is gone and the ring is full")
+            self._spool.write(data + b"\n")
+
+    def _spill(self, why: str) -> None:
+        """From now on, records go to the spool file (never back: order)."""
+        self._ready = False
+        self._spilled = True
+        log.error("rlcollect: %s; this process's further records go to %s (in order; `rlcollect run` "
+                  "or `recover` ingests it)", why, self._spool.path)
+
+    # -- the buffered transport's sending --------------------------------------
+
+    def _flush_loop(self) -> None:
+        while True:
+            time.sleep(self._flush_secs)
+            with self._lock:
+                if self._closed or self._forked:
+                    return
+                self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if not self._buf:
+            return
+        data = bytes(self._buf)
+        self._buf.clear()
+        if not self._spilled:
+            try:
+                self._link.send_lines(data)
+                return
+            except (OSError, ValueError) as e:
+                self._link.dead = True
+                self._spill(f"the sidecar (pid {self._link.pid}) is gone ({e})")
+        self._spool.write(data)
+
+    # -- fork ------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        """Runs in a forked child (holding the lock, see ``_before_fork``):
+        the parent's ring, socket and buffer stay the parent's. Their
+        descriptors are closed (not unlocked: see ``RingFile.forget``), so that
+        a ring outliving its producer is not kept "alive" by a child's
+        inherited lock. The next record opens this process's own connection
+        and ring."""
+        if self._closed:
+            return
+        if self._writer is not None:
+            self._writer.stop()  # closures still referenced elsewhere divert to _put_slow
+        if self._ring is not None:
+            self._ring.forget()
+        if self._link is not None:
+            self._link.forget()
+        self._spool.forget()
+        self._forked = True
+        if self._auto_source:
+            self.source = _default_source()
+        self._init_state()
+
+    def _reopen_in_child(self) -> None:
+        """The first record of a forked child: its own connection and ring."""
+        self._forked = False
+        try:
+            self._open()
+        except Exception as e:  # a record call must not raise
+            log.error("rlcollect: a forked process cannot join the run's sidecar (%s: %s); spooling",
+                      type(e).__name__, e)
+            self._spill("no sidecar")
 
     # -- lifetime ------------------------------------------------------------
 
     @property
     def pid(self) -> Optional[int]:
         """The sidecar's process id."""
-        return self._pid
+        return self._link.pid if self._link is not None else None
+
+    @property
+    def _proc(self):
+        """The sidecar process when this client started it."""
+        return self._link.proc if self._link is not None else None
 
     @property
     def spooling(self) -> bool:
-        """True once the sidecar was lost and records go to the spool file."""
-        return self._dead
+        """True once records go to the spool file (sidecar lost, or ring full)."""
+        return self._spilled
+
+    @property
+    def ring_path(self) -> Optional[Path]:
+        """This process's ring file, when the ring transport is in use."""
+        return self._ring.path if self._ring is not None else None
 
     def close(self, timeout: float = 120.0) -> Optional[dict]:
-        """Sends what is left and ends this producer. A sidecar this client
-        started does its final flush; returns the run's summary when available."""
+        """Ends this producer: marks the ring closed, says ``bye``, and when
+        it was the run's last producer waits for the sidecar's final flush.
+        Returns the run's summary when the run ended, else None. The ring
+        file stays: the sidecar deletes it once its frames are durable."""
         with self._lock:
             if self._closed:
                 return None
-            self._flush_locked()
             self._closed = True
-            try:
-                if not self._dead:
-                    self._out.close()
-            except OSError:
-                pass
-            if self._sock is not None:
-                try:
-                    self._sock.close()
-                except OSError:
-                    pass
-            if self._spool is not None:
-                self._spool.flush()
-                os.fsync(self._spool.fileno())
+            self._ready = False
+            link = self._link
+            if self._forked or link is None:  # a forked child that never wrote, or one that could not join
                 self._spool.close()
+                return None
+            if self._writer is None:
+                self._flush_locked()
+            else:
+                self._writer.stop()
+                self._ring.mark_closed()
+            self._spool.close()  # unlocked: the sidecar may take it
         try:
             atexit.unregister(self.close)
         except Exception:
             pass
-        if self._proc is not None and not self._wait_for_sidecar(timeout):
-            return None
-        summary = self.run_dir / "summary.json"
         try:
-            return json.loads(summary.read_text())
+            return self._say_bye(link, time.monotonic() + timeout)
+        finally:
+            self._release()
+
+    def _say_bye(self, link: Link, deadline: float) -> Optional[dict]:
+        """``bye``; after a ``last`` answer, waits for the sidecar to close the
+        connection (after its final flush) and reads the summary."""
+        if not self._answers or not link.alive():
+            return None  # an old sidecar that does not answer bye, or gone (logged)
+        answer = link.bye(max(0.0, deadline - time.monotonic()))
+        if answer is None:
+            log.error("rlcollect: the sidecar (pid %s) did not answer bye", link.pid)
+            return None
+        self._release_ring()  # drained: the sidecar may delete it once it is durable
+        if not answer.get("last"):
+            return None
+        if not link.wait_closed(deadline):
+            log.error("rlcollect: the sidecar (pid %s) did not finish its final flush in time", link.pid)
+            return None
+        try:
+            return json.loads((self.run_dir / "summary.json").read_text())
         except (OSError, ValueError):
             return None
 
-    def _wait_for_sidecar(self, timeout: float) -> bool:
-        """Waits for the sidecar this client started to finish its final flush,
-        unless other producers are still connected to it (it then goes on
-        without us). True when it finished."""
-        deadline = time.monotonic() + timeout
-        named_seen = unnamed_seen = 0
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                return True
-            try:
-                connected = json.loads((self.run_dir / "manifest.json").read_text()).get("connected", [])
-            except (OSError, ValueError):
-                connected = []
-            named, unnamed = _other_producers(connected, self.source)
-            named_seen = named_seen + 1 if named else 0
-            unnamed_seen = unnamed_seen + 1 if unnamed and not named else 0
-            # A named producer is another client: stable for 0.1 s, not a
-            # passing one. An unnamed connection may be our own readiness probe
-            # that a busy sidecar has not yet seen leave: believe it after 5 s.
-            if named_seen >= 5 or unnamed_seen >= 250:
-                return False
-            time.sleep(0.02)
-        log.error("rlcollect: the sidecar (pid %s) did not finish within %s s", self._pid, timeout)
-        return False
+    def _release_ring(self) -> None:
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
+            self._writer = None
+
+    def _release(self) -> None:
+        self._release_ring()
+        if self._link is not None:
+            self._link.close()
 
     def __enter__(self) -> "Collector":
         return self
@@ -404,60 +466,42 @@ class Collector:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    # -- internals -------------------------------------------------------------
 
-    def _flush_loop(self, every: float) -> None:
-        while True:
-            time.sleep(every)
-            with self._lock:
-                if self._closed:
-                    return
-                self._flush_locked()
+def _dropped(fields: Dict[str, Any]) -> None:
+    log.warning("rlcollect: dropped a record of %s that cannot be encoded", fields.get("stream"))
 
-    def _write_now(self, data: bytes) -> None:
-        with self._lock:
-            self._buf += data
-            self._flush_locked()
 
-    def _flush_locked(self) -> None:
-        if not self._buf:
-            return
-        data = bytes(self._buf)
-        self._buf.clear()
-        if not self._dead:
-            try:
-                self._out.write(data)
-                self._out.flush()
-                return
-            except (BrokenPipeError, ConnectionError, OSError, ValueError) as e:
-                self._dead = True
-                log.error(
-                    "rlcollect: the sidecar (pid %s) is gone (%s); spooling records to %s",
-                    self._pid, e, self._spool_path(),
-                )
-        self._to_spool(data)
+def _before_fork() -> None:
+    """Takes every collector's lock, so that the child inherits them free and
+    no half-written frame or buffer (as ``logging`` does with its handlers).
+    A fork waits for a call that is waiting for room in a full ring. The
+    client itself never forks under its lock (``subprocess`` runs no fork
+    hooks without ``preexec_fn``)."""
+    global _FORKING
+    _FORKING = list(_LIVE)
+    for c in _FORKING:
+        c._lock.acquire()
 
-    def _spool_path(self) -> Path:
-        return self.run_dir / f"spool-{os.getpid()}.ndjson"
 
-    def _to_spool(self, data: bytes) -> None:
-        try:
-            if self._spool is None:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-                self._spool = open(self._spool_path(), "ab")
-                try:  # held while we write: `rlcollect` ingests only unlocked spools
-                    import fcntl
+def _after_fork_in_parent() -> None:
+    for c in _FORKING:
+        c._lock.release()
+    _FORKING.clear()
 
-                    fcntl.flock(self._spool.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except (ImportError, OSError):
-                    pass
-                # Name the producer for the records ingested from the spool.
-                self._spool.write(encode({"stream": "control", "op": "hello", "source": self.source}))
-            self._spool.write(data)
-            self._spool.flush()
-        except OSError as e:  # pragma: no cover - a full disk under the strategy
-            log.error("rlcollect: cannot spool records (%s); they are lost", e)
 
+def _after_fork_in_child() -> None:
+    global _pid, _SHARED_LOCK
+    _pid = os.getpid()
+    _SHARED_LOCK = threading.Lock()
+    for c in _FORKING:
+        c._after_fork_in_child()
+        c._lock.release()
+    _FORKING.clear()
+
+
+_FORKING: list = []
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                    after_in_child=_after_fork_in_child)
 
 _SHARED: Dict[tuple, Collector] = {}
 _SHARED_LOCK = threading.Lock()
@@ -474,7 +518,7 @@ def shared_collector(out: str = "analysis_data", run: Optional[str] = None, **kw
     run = run or os.environ.get("RLCOLLECT_RUN") or default_run_id()
     # Looked up as given first: callbacks call this once per candle, and
     # resolving the path costs tens of microseconds.
-    given = (os.getpid(), str(out), run)
+    given = (_pid, str(out), run)
     collector = _SHARED.get(given)
     if collector is not None and not collector._closed:
         return collector
@@ -485,23 +529,3 @@ def shared_collector(out: str = "analysis_data", run: Optional[str] = None, **kw
             collector = Collector(out, run, **kwargs)
         _SHARED[key] = _SHARED[given] = collector
         return collector
-
-
-def _other_producers(connected: list, source: str) -> tuple:
-    """The manifest's connected producers other than this client, split into
-    named ones and unnamed connections (``conn-<n>``, no hello read yet).
-    ``stdin`` is always the spawner, this client, before its hello is read."""
-    others = [c for c in connected if c not in (source, "stdin")]
-    unnamed = [c for c in others if c.startswith("conn-") and c[5:].isdigit()]
-    return [c for c in others if c not in unnamed], unnamed
-
-
-def _peer_pid(sock) -> Optional[int]:
-    """The pid of the process at the other end of a Unix socket (Linux)."""
-    try:
-        import struct
-
-        creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, struct.calcsize("3i"))
-        return struct.unpack("3i", creds)[0]
-    except (AttributeError, OSError):
-        return None

@@ -1,5 +1,6 @@
-"""The Python client against the real sidecar binary: pipes, sockets, SIGKILL,
-spooling, Freqtrade helpers, the RL wrapper, and the notebook loaders."""
+"""The Python client against the real sidecar binary: sockets, SIGKILL,
+spooling, Freqtrade helpers, the RL wrapper, and the notebook loaders, with
+both transports (the ring, the default; and buffered lines)."""
 
 import datetime as dt
 import enum
@@ -19,6 +20,7 @@ import polars as pl
 import pytest
 
 import rlcollect
+import rlcollect.transport
 from rlcollect import Collector, load, load_pandas, runs
 from rlcollect.freqtrade import send_trades, trade_record
 
@@ -27,9 +29,12 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 T0 = dt.datetime(2024, 10, 1, tzinfo=dt.timezone.utc)
 
 
-@pytest.fixture(autouse=True)
-def binary(monkeypatch):
+@pytest.fixture(autouse=True, params=["ring", "buffered"])
+def transport(request, monkeypatch):
+    """Every test with both transports (child processes inherit the choice)."""
     monkeypatch.setenv("RLCOLLECT_BIN", BIN)
+    monkeypatch.setenv("RLCOLLECT_TRANSPORT", request.param)
+    return request.param
 
 
 def manifest(run_dir):
@@ -96,7 +101,7 @@ def test_two_threads_send_at_once(tmp_path):
     assert sorted(d["_seq"].to_list()) == list(range(10_000))
 
 
-def test_sidecar_sigkilled_under_the_client_spools_and_recover_loses_nothing(tmp_path, caplog):
+def test_sidecar_sigkilled_under_the_client_loses_nothing_after_recover(tmp_path, caplog, transport):
     c = Collector(tmp_path, "r", every_candles=10**9, every_secs=3600)
     for i in range(100):
         c.decision(ts=T0, pair="A", step=i)
@@ -117,12 +122,16 @@ def test_sidecar_sigkilled_under_the_client_spools_and_recover_loses_nothing(tmp
     for i in range(100, 200):  # never raises into the strategy
         c.decision(ts=T0, pair="A", step=i)
     c.checkpoint()
-    c.close()
-    assert c.spooling
-    assert (run / f"spool-{os.getpid()}.ndjson").exists()
-    assert any("spooling" in r.message for r in caplog.records)
+    ring = c.ring_path
+    assert c.close() is None
+    spool = run / f"spool-{os.getpid()}.ndjson"
+    if transport == "ring":  # the ring had room: the records wait there
+        assert not c.spooling and not spool.exists() and ring.exists()
+    else:
+        assert c.spooling and spool.exists()
+        assert any("spooling" in r.message or "spool" in r.message for r in caplog.records)
     subprocess.run([BIN, "recover", str(run)], check=True)
-    assert not (run / f"spool-{os.getpid()}.ndjson").exists()
+    assert not spool.exists()
     m = manifest(run)
     assert m["status"] == "recovered"
     d = load(run)["model_decisions"].collect().sort("_seq")
@@ -133,7 +142,8 @@ def test_sidecar_sigkilled_under_the_client_spools_and_recover_loses_nothing(tmp
 WORKER = """
 import os, sys, time
 from rlcollect import Collector
-c = Collector(socket=sys.argv[1], source=sys.argv[2])
+c = Collector(sys.argv[4], "s", socket=sys.argv[1], source=sys.argv[2])  # the sidecar's run: the ring goes there
+assert (c.ring_path is not None) == (os.environ["RLCOLLECT_TRANSPORT"] == "ring")
 open(sys.argv[3] + ".ready", "w").close()
 while not os.path.exists(sys.argv[3] + ".go"):  # all connected before anyone leaves
     time.sleep(0.01)
@@ -151,7 +161,8 @@ def test_socket_mode_with_three_processes(tmp_path):
     while not sock.exists() and time.time() < deadline:
         time.sleep(0.02)
     marks = [str(tmp_path / f"w{i}") for i in range(3)]
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(sock), f"w{i}", marks[i]]) for i in range(3)]
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(sock), f"w{i}", marks[i], str(tmp_path)])
+               for i in range(3)]
     while not all(os.path.exists(m + ".ready") for m in marks):
         time.sleep(0.01)
     for m in marks:
@@ -326,7 +337,7 @@ def test_a_missing_binary_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.delenv("RLCOLLECT_BIN")
     monkeypatch.setenv("PATH", str(tmp_path))
     # Not in this environment's scripts folder either (pip install puts it there).
-    monkeypatch.setattr(rlcollect.client, "_install_schemes", lambda: [str(tmp_path)])
+    monkeypatch.setattr(rlcollect.transport, "_install_schemes", lambda: [str(tmp_path)])
     with pytest.raises(FileNotFoundError, match=r"pip install \./python"):
         Collector(tmp_path, "r")
 
@@ -337,7 +348,7 @@ def test_the_binary_pip_installed_beside_the_client_is_found_without_path(tmp_pa
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     (scripts / "rlcollect").symlink_to(os.path.abspath(BIN))
-    monkeypatch.setattr(rlcollect.client, "_install_schemes", lambda: [str(tmp_path / "none"), str(scripts)])
+    monkeypatch.setattr(rlcollect.transport, "_install_schemes", lambda: [str(tmp_path / "none"), str(scripts)])
     assert rlcollect.find_binary() == str(scripts / "rlcollect")
 
 

@@ -18,10 +18,13 @@ from rlcollect import Collector, load
 BIN = os.environ.get("RLCOLLECT_BIN", "rlcollect")
 
 
-@pytest.fixture(autouse=True)
-def env(monkeypatch):
+@pytest.fixture(autouse=True, params=["ring", "buffered"])
+def transport(request, monkeypatch):
+    """Every test with both transports (child processes inherit the choice)."""
     monkeypatch.setenv("RLCOLLECT_BIN", BIN)
+    monkeypatch.setenv("RLCOLLECT_TRANSPORT", request.param)
     monkeypatch.delenv("RLCOLLECT_RUN", raising=False)
+    return request.param
 
 
 def run_dirs(out):
@@ -137,7 +140,7 @@ def test_the_first_process_leaving_early_loses_nothing_and_the_run_ends_with_the
     assert sorted(load(tmp_path / "out" / "r")["model_decisions"].collect()["_seq"].to_list()) == list(range(7000))
 
 
-def test_a_stale_socket_of_a_sigkilled_sidecar_is_recovered_and_the_run_goes_on(tmp_path):
+def test_a_stale_socket_of_a_sigkilled_sidecar_is_recovered_and_the_run_goes_on(tmp_path, caplog):
     out = tmp_path / "out"
     first = Collector(out, "r")
     for i in range(500):
@@ -151,6 +154,7 @@ def test_a_stale_socket_of_a_sigkilled_sidecar_is_recovered_and_the_run_goes_on(
     assert sock.exists(), "the dead sidecar left its socket"
     second = Collector(out, "r")
     assert second.pid != first.pid
+    assert "ended before this client connected" not in caplog.text, "the new sidecar waited for its producer"
     for i in range(500, 1000):
         second.decision(ts=1704067200000 + i, pair="A", step=i)
     second.close()
