@@ -220,3 +220,43 @@ fn a_sidecar_killed_while_producers_write_is_restarted_and_nothing_is_lost_or_do
     assert_exactly_once(&run, &reported);
     assert_eq!(stored_events(run.path()).len() as i64, 3 * count);
 }
+
+/// A checkpoint cut inside a batch of ring frames, then SIGKILL before the
+/// log's next fsync: the manifest must already say how far into the ring the
+/// published rows reach, or recovery reads them from the ring again.
+#[test]
+fn a_sidecar_killed_right_after_a_requested_checkpoint_stores_each_row_once() {
+    let _serial = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path(), "r").unwrap();
+    std::fs::create_dir_all(run.path()).unwrap();
+    let socket = run.socket_path();
+    let mut sidecar = rlcollect()
+        .args(["run", "--run", "r", "--min-free-mb", "0", "--fsync-ms", "60000"])
+        .arg("--listen")
+        .arg(&socket)
+        .arg("--out")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(30.0, || socket.exists()), "the sidecar listens");
+    let p = producer(dir.path(), "r");
+    for i in 0..100 {
+        p.send(&event(i, 0)).unwrap();
+    }
+    p.send_line(br#"{"stream":"control","op":"checkpoint"}"#).unwrap();
+    let published = || manifest(run.path()).published_seq;
+    assert!(
+        wait_for(30.0, || published() == 100),
+        "the checkpoint published the rows"
+    );
+    sidecar.kill().unwrap(); // SIGKILL: the log's unsynced tail is gone
+    sidecar.wait().unwrap();
+    let _ = std::fs::remove_file(&socket);
+    let _ = p.close(); // no sidecar answers its bye
+    let status = rlcollect().arg("recover").arg(run.path()).status().unwrap();
+    assert!(status.success());
+    assert_exactly_once(&run, &[Some(99)]);
+    assert_eq!(stored_events(run.path()).len(), 100);
+}

@@ -6,7 +6,7 @@
 //! between the rows: a checkpoint after the N-th candle publishes exactly the
 //! rows before it.
 
-use super::ActiveRun;
+use super::{ActiveRun, RingMark};
 use crate::buffer::StreamBuffer;
 use crate::chunk::{Chunk, ChunkEvent, StreamRows};
 use crate::schedule::Trigger;
@@ -23,6 +23,9 @@ struct Cursor {
     done: u32,
     /// Per stream and per `StreamRows`: the next row to hand over.
     next: Vec<Vec<usize>>,
+    /// The ring the chunk came from, and whether the chunk is in the log.
+    ring: Option<RingMark>,
+    logged: bool,
 }
 
 impl ActiveRun {
@@ -58,20 +61,21 @@ impl ActiveRun {
             base,
             done: 0,
             next: streams.iter().map(|(_, parts)| vec![0; parts.len()]).collect(),
+            ring,
+            logged,
         };
         for event in events {
             match event {
-                ChunkEvent::Candle { at } => self.candle(at, &streams, &mut cursor, ingested_at),
-                ChunkEvent::Checkpoint { at } => {
-                    self.commit(at, &streams, &mut cursor, ingested_at);
-                    let _ = self.checkpoint(Trigger::Requested);
+                ChunkEvent::Candle { at, ring_end } => self.candle(at, ring_end, &streams, &mut cursor, ingested_at),
+                ChunkEvent::Checkpoint { at, ring_end } => {
+                    self.cut(at, ring_end, Trigger::Requested, &streams, &mut cursor, ingested_at)
                 }
                 ChunkEvent::Rejected(r) => self.reject(r),
             }
         }
         self.commit(rows, &streams, &mut cursor, ingested_at);
-        if let Some(mark) = &ring {
-            self.rings.batch(mark, self.next_seq, logged);
+        if let Some(mark) = &cursor.ring {
+            self.rings.batch(mark, self.next_seq, cursor.logged);
         }
         self.rejected.flush();
         self.maybe_checkpoint();
@@ -80,7 +84,14 @@ impl ActiveRun {
 
     /// A candle after `at` rows (itself row `at` when candles are kept):
     /// counted, and a checkpoint cut right there when it is the N-th.
-    fn candle(&mut self, at: u32, streams: &[(Arc<str>, Vec<StreamRows>)], cursor: &mut Cursor, at_time: Timestamp) {
+    fn candle(
+        &mut self,
+        at: u32,
+        ring_end: Option<u64>,
+        streams: &[(Arc<str>, Vec<StreamRows>)],
+        cursor: &mut Cursor,
+        at_time: Timestamp,
+    ) {
         self.schedule.candle();
         self.manifest.candles += 1;
         self.stats.candles.fetch_add(1, Relaxed);
@@ -89,9 +100,30 @@ impl ActiveRun {
         // then, so a chunk stays in large slices.
         if let Some(trigger) = self.schedule.due(self.buffered_rows(), Instant::now()) {
             let upto = if self.settings.keep_candles { at + 1 } else { at };
-            self.commit(upto, streams, cursor, at_time);
-            let _ = self.checkpoint(trigger);
+            self.cut(upto, ring_end, trigger, streams, cursor, at_time);
         }
+    }
+
+    /// A checkpoint of the rows before the chunk's row `upto`. When the chunk
+    /// came from a ring, the ring's consumed offset moves to `ring_end` with
+    /// them: were it left at the chunk's start, a crash before the log's next
+    /// sync would have the ring read again from there and store these
+    /// published rows twice.
+    fn cut(
+        &mut self,
+        upto: u32,
+        ring_end: Option<u64>,
+        trigger: Trigger,
+        streams: &[(Arc<str>, Vec<StreamRows>)],
+        cursor: &mut Cursor,
+        at_time: Timestamp,
+    ) {
+        self.commit(upto, streams, cursor, at_time);
+        if let (Some(mark), Some(end)) = (&cursor.ring, ring_end) {
+            let through = RingMark { end, ..mark.clone() };
+            self.rings.batch(&through, cursor.base + u64::from(upto), cursor.logged);
+        }
+        let _ = self.checkpoint(trigger);
     }
 
     /// Hands the chunk's rows below `upto` to the buffers, numbered.

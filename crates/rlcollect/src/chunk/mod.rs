@@ -25,10 +25,11 @@ use stream_rows::StreamBuilder;
 #[derive(Debug)]
 pub(crate) enum ChunkEvent {
     /// A candle record after `at` of the chunk's rows (it may also be a
-    /// stored row: then it is row `at`).
-    Candle { at: u32 },
-    /// A checkpoint request after `at` rows.
-    Checkpoint { at: u32 },
+    /// stored row: then it is row `at`). `ring_end`: the ring offset after
+    /// its frame, when it came from a ring.
+    Candle { at: u32, ring_end: Option<u64> },
+    /// A checkpoint request after `at` rows (`ring_end` as for a candle).
+    Checkpoint { at: u32, ring_end: Option<u64> },
     /// A line that could not be decoded.
     Rejected(Rejected),
 }
@@ -70,6 +71,8 @@ pub(crate) struct ChunkBuilder {
     aggregates: Aggregates,
     lines: Vec<u8>,
     spans: Vec<Range<usize>>,
+    /// The ring offset after the frame being decoded, if it came from a ring.
+    ring_offset: Option<u64>,
 }
 
 impl ChunkBuilder {
@@ -88,7 +91,15 @@ impl ChunkBuilder {
             aggregates: Aggregates::default(),
             lines: Vec::new(),
             spans: Vec::new(),
+            ring_offset: None,
         }
+    }
+
+    /// The next lines come from a ring frame that ends at offset `end`.
+    /// Candles and checkpoint requests carry it: a checkpoint cut inside a
+    /// chunk then knows how far into the ring its rows reach.
+    pub(crate) fn at_ring_offset(&mut self, end: u64) {
+        self.ring_offset = Some(end);
     }
 
     /// Records (rows, candles, controls, rejections) since the last chunk.
@@ -116,13 +127,19 @@ impl ChunkBuilder {
     pub(crate) fn push(&mut self, record: &Record, line: Option<&[u8]>, counted: bool) {
         let row: &dyn Row = match record {
             Record::Control(Control::Checkpoint) => {
-                self.events.push(ChunkEvent::Checkpoint { at: self.rows });
+                self.events.push(ChunkEvent::Checkpoint {
+                    at: self.rows,
+                    ring_end: self.ring_offset,
+                });
                 return;
             }
             // A reader consumes `hello` and `bye` itself.
             Record::Control(_) => return,
             Record::Candle(c) => {
-                self.events.push(ChunkEvent::Candle { at: self.rows });
+                self.events.push(ChunkEvent::Candle {
+                    at: self.rows,
+                    ring_end: self.ring_offset,
+                });
                 if !self.keep_candles {
                     return;
                 }
@@ -146,12 +163,18 @@ impl ChunkBuilder {
         let parsed = ParsedLine::parse(line)?;
         match &parsed.kind {
             Kind::Control(Control::Checkpoint) => {
-                self.events.push(ChunkEvent::Checkpoint { at: self.rows });
+                self.events.push(ChunkEvent::Checkpoint {
+                    at: self.rows,
+                    ring_end: self.ring_offset,
+                });
                 return Ok(None);
             }
             Kind::Control(other) => return Ok(Some(other.clone())),
             Kind::Core(def) if def.wire == "candle" => {
-                self.events.push(ChunkEvent::Candle { at: self.rows });
+                self.events.push(ChunkEvent::Candle {
+                    at: self.rows,
+                    ring_end: self.ring_offset,
+                });
                 if !self.keep_candles {
                     return Ok(None);
                 }

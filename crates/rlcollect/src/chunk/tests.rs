@@ -138,7 +138,7 @@ fn rows_of_several_streams_are_numbered_in_the_order_they_came() {
     c.push(&user(&[("a", Value::Int(2))]), None, true);
     let chunk = c.take(None);
     assert_eq!(chunk.rows, 3);
-    assert!(matches!(chunk.events[..], [ChunkEvent::Candle { at: 2 }]));
+    assert!(matches!(chunk.events[..], [ChunkEvent::Candle { at: 2, .. }]));
     assert_eq!(chunk.streams[0].1[0].rel, vec![0, 2]);
     assert_eq!(chunk.streams[1].1[0].rel, vec![1]);
     assert_eq!(chunk.spans.len(), 3, "a line per stored row for the log");

@@ -104,6 +104,7 @@ impl<'a> Pump<'a> {
     /// One ring frame, whose end is at absolute offset `end`. A `bye` or a
     /// ring-naming `hello` inside a ring means nothing: the socket carries those.
     pub(super) fn frame(&mut self, payload: &[u8], end: u64) -> Result<(), ()> {
+        self.chunk.at_ring_offset(end);
         let _ = self.line(payload);
         if let Some(ring) = self.ring.as_mut() {
             ring.end = end;

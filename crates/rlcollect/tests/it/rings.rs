@@ -22,13 +22,24 @@ fn stored_is(run: &std::path::Path) -> Vec<i64> {
 struct Session {
     /// Frames appended to the ring before the collector reads it.
     frames: u16,
+    /// A checkpoint request follows every this many frames (None: never):
+    /// a checkpoint then publishes part of a chunk the reader took in.
+    checkpoint_every: Option<u16>,
     /// The disk dies after this many filesystem operations (None: a clean close).
     crash_after: Option<u64>,
 }
 
 fn session() -> impl Strategy<Value = Session> {
-    (0u16..200, proptest::option::weighted(0.7, 0u64..30))
-        .prop_map(|(frames, crash_after)| Session { frames, crash_after })
+    (
+        0u16..200,
+        proptest::option::weighted(0.5, 1u16..80),
+        proptest::option::weighted(0.7, 0u64..30),
+    )
+        .prop_map(|(frames, checkpoint_every, crash_after)| Session {
+            frames,
+            checkpoint_every,
+            crash_after,
+        })
 }
 
 /// One collector's life: it adopts the ring (reading every published frame)
@@ -82,12 +93,17 @@ proptest! {
         let fs = FaultyFs::new();
         let mut next_i = 0i64;
         for s in &sessions {
-            for _ in 0..s.frames {
+            for n in 1..=s.frames {
                 let line = format!(r#"{{"stream":"ev","i":{next_i},"k":0}}"#);
                 if !ring.append(line.as_bytes()) {
                     break; // full: the next collector makes room
                 }
                 next_i += 1;
+                if s.checkpoint_every.is_some_and(|k| n % k == 0)
+                    && !ring.append(br#"{"stream":"control","op":"checkpoint"}"#)
+                {
+                    break;
+                }
             }
             live(dir.path(), &fs, ring.name(), s.crash_after);
         }
