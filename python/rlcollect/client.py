@@ -72,8 +72,9 @@ class Collector:
     With no ``socket`` it joins the sidecar listening on the run's well-known
     socket, or starts one (``rlcollect run --listen ... --exit-when-idle``);
     exactly one process of a run starts it. With ``socket=PATH`` it joins
-    that sidecar; the ring then goes to ``out/run`` when that run directory
-    exists (else it sends lines on the socket). ``source`` names this producer.
+    the sidecar listening there (``rlcollect run --listen PATH``), which
+    names its run directory: the ring and the spool file go there, whatever
+    ``out`` and ``run`` say. ``source`` names this producer.
 
     ``transport``: ``"ring"`` (default, env ``RLCOLLECT_TRANSPORT``) or
     ``"buffered"``. ``ring_bytes``: the ring's capacity (a power of two,
@@ -145,6 +146,10 @@ class Collector:
         back to lines on the socket."""
         if self._socket is not None:
             self._link = Link.join(self._socket)
+            if not self._follow_sidecar_run():
+                self._open_buffered()  # an older sidecar, or none answered
+                self._ready = not self._spilled
+                return
         else:
             self._link = join_or_spawn(self.out, self.run, self.run_dir, self._spawn_args)
         announced = False
@@ -160,33 +165,32 @@ class Collector:
         self._open_buffered()
         self._ready = not self._spilled
 
-    def _install(self, writer: Writer) -> None:
-        """The ring's closures become this instance's record methods."""
-        self._push = writer.push
-        for name, stream in _METHODS:
-            setattr(self, name, writer.method(stream))
-
-    def _ring_dir(self) -> Optional[Path]:
-        """Where our ring goes: the run directory of the sidecar we joined.
-        With ``socket=`` that is ``out/run`` if it exists: a wrong guess only
-        makes the sidecar answer ``error`` (it does not find the file)."""
-        if self._socket is not None and not self.run_dir.is_dir():
-            return None
-        return self.run_dir
+    def _follow_sidecar_run(self) -> bool:
+        """With ``socket=``: a first ``hello`` asks the sidecar for its run
+        directory, where our ring and spool file then go (``out``/``run``
+        given here may not be the sidecar's). False when no answer names one;
+        the ring's ``hello`` follows as a second one."""
+        answer = self._link.request({"stream": "control", "op": "hello", "source": self.source}, HELLO_TIMEOUT)
+        self._answers = answer is not None
+        run_dir = answer.get("run") if answer is not None else None
+        if not isinstance(run_dir, str):
+            if self.transport == "ring" and answer is not None:
+                log.warning("rlcollect: the sidecar on %s does not name its run directory (an older rlcollect?); "
+                            "sending buffered lines on the socket", self._socket)
+            return False
+        self.run_dir = Path(run_dir)
+        self.out, self.run = self.run_dir.parent, self.run_dir.name
+        self._spool = Spool(self.run_dir / f"spool-{_pid}.ndjson", self.source)
+        return True
 
     def _open_ring(self) -> bool:
         """Creates our ring and names it in the connection's ``hello``; the
         writer is made when the sidecar took it. True when a hello was sent."""
-        run_dir = self._ring_dir()
-        if run_dir is None:
-            log.warning("rlcollect: %s is not a run directory; sending lines on %s instead of a ring "
-                        "(pass out= and run= of the sidecar's run)", self.run_dir, self._socket)
-            return False
         try:
-            ring = RingFile.create(run_dir / "rings", self.source, self._ring_bytes)
+            ring = RingFile.create(self.run_dir / "rings", self.source, self._ring_bytes)
         except OSError as e:
             log.warning("rlcollect: cannot make a ring in %s (%s); sending buffered lines on the socket",
-                        run_dir / "rings", e)
+                        self.run_dir / "rings", e)
             return False
         link = self._link
         answer = link.request({"stream": "control", "op": "hello", "source": self.source,
@@ -207,6 +211,12 @@ class Collector:
             log.warning("rlcollect: the sidecar cannot use a ring (%s); sending buffered lines on the socket",
                         answer.get("error", answer))
         return True
+
+    def _install(self, writer: Writer) -> None:
+        """The ring's closures become this instance's record methods."""
+        self._push = writer.push
+        for name, stream in _METHODS:
+            setattr(self, name, writer.method(stream))
 
     def _open_buffered(self) -> None:
         """Lines on the socket, sent by a thread every ``flush_secs``."""

@@ -11,7 +11,8 @@
   the same from an SB3 algorithm's ``self.locals``, for every env of a VecEnv.
 
 In ``SubprocVecEnv`` workers, create the wrapper inside the env factory with
-``socket=`` (or the same ``run``): each worker then connects as its own
+the same ``run`` (inherited through ``RLCOLLECT_RUN``) or ``socket=`` of a sidecar
+you started: each worker then connects as its own
 ``source`` and all of them write into one run.
 """
 

@@ -141,9 +141,11 @@ def test_sidecar_sigkilled_under_the_client_loses_nothing_after_recover(tmp_path
 
 WORKER = """
 import os, sys, time
+from pathlib import Path
 from rlcollect import Collector
-c = Collector(sys.argv[4], "s", socket=sys.argv[1], source=sys.argv[2])  # the sidecar's run: the ring goes there
+c = Collector(socket=sys.argv[1], source=sys.argv[2])  # the sidecar names its run: the ring goes there
 assert (c.ring_path is not None) == (os.environ["RLCOLLECT_TRANSPORT"] == "ring")
+assert c.run_dir == Path(sys.argv[4]) / "s" and (c.ring_path is None or c.ring_path.parent == c.run_dir / "rings")
 open(sys.argv[3] + ".ready", "w").close()
 while not os.path.exists(sys.argv[3] + ".go"):  # all connected before anyone leaves
     time.sleep(0.01)

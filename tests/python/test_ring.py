@@ -355,12 +355,13 @@ def test_close_returns_the_summary_only_when_the_run_ended(tmp_path):
 
 
 class FakeSidecar:
-    """A socket that answers ``hello`` as told (or not at all) and ``bye``
-    with last=true, and keeps every line it reads."""
+    """A socket that answers each ``hello`` with the next of ``answers`` (and
+    none once they run out), ``bye`` with last=true, and keeps every line it
+    reads."""
 
-    def __init__(self, path, hello):
+    def __init__(self, path, answers):
         self.lines = []
-        self.hello = hello
+        self.answers = list(answers)
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(str(path))
         self.server.listen(1)
@@ -373,28 +374,48 @@ class FakeSidecar:
             for line in f:
                 record = json.loads(line)
                 self.lines.append(record)
-                if record.get("op") == "hello" and self.hello is not None:
-                    conn.sendall(json.dumps(self.hello).encode() + b"\n")
+                if record.get("op") == "hello" and self.answers:
+                    conn.sendall(json.dumps(self.answers.pop(0)).encode() + b"\n")
                 elif record.get("op") == "bye":
                     conn.sendall(b'{"bye":"ok","last":true}\n')
                     return
 
 
-@pytest.mark.parametrize("answer", [{"hello": "error", "error": "no such ring"}, None])
-def test_a_sidecar_that_refuses_the_ring_or_does_not_answer_gets_lines(tmp_path, monkeypatch, caplog, answer):
+def _run_answer(run_dir):
+    return {"hello": "ok", "ring": False, "run": str(run_dir)}
+
+
+@pytest.mark.parametrize("case", ["ring refused", "ring not answered", "no run named", "nothing answered"])
+def test_a_sidecar_that_refuses_the_ring_or_does_not_answer_gets_lines(tmp_path, monkeypatch, caplog, case):
+    """With ``socket=`` the client asks for the run directory, then names a
+    ring made there; whatever fails on the way, records go as lines."""
     monkeypatch.setattr(client, "HELLO_TIMEOUT", 0.5)
-    (tmp_path / "out" / "r").mkdir(parents=True)
-    fake = FakeSidecar(tmp_path / "s.sock", answer)
-    c = Collector(tmp_path / "out", "r", socket=str(tmp_path / "s.sock"), source="me")
-    assert c.ring_path is None and list((tmp_path / "out" / "r" / "rings").iterdir()) == []
-    assert "sending buffered lines" in caplog.text
+    run_dir = tmp_path / "sidecar-out" / "r"
+    (run_dir / "rings").mkdir(parents=True)
+    answers = {
+        "ring refused": [_run_answer(run_dir), {"hello": "error", "error": "no such ring"}],
+        "ring not answered": [_run_answer(run_dir)],
+        "no run named": [{"hello": "ok", "ring": False}],  # an older sidecar
+        "nothing answered": [],
+    }[case]
+    fake = FakeSidecar(tmp_path / "s.sock", answers)
+    c = Collector(tmp_path / "elsewhere", "x", socket=str(tmp_path / "s.sock"), source="me")
+    assert c.ring_path is None and list((run_dir / "rings").iterdir()) == []
+    assert "sending buffered lines" in caplog.text or case == "nothing answered"
     c.decision(ts=1, pair="A", step=1)
     c.close()
     fake.thread.join(timeout=10)
-    hello, record = fake.lines[0], fake.lines[1]
-    assert hello["op"] == "hello" and hello["source"] == "me" and hello["ring"].startswith("rings/p")
+    hellos = [r for r in fake.lines if r.get("op") == "hello"]
+    assert hellos[0] == {"stream": "control", "op": "hello", "source": "me"}, "the first asks for the run"
+    if case.startswith("ring"):
+        assert c.run_dir == run_dir, "the sidecar's run directory is the client's"
+        assert len(hellos) == 2 and hellos[1]["ring"].startswith("rings/p")
+    else:
+        assert len(hellos) == 1
+    record = fake.lines[len(hellos)]
     assert record == {"ts": 1, "pair": "A", "step": 1, "stream": "model_decisions"}
-    assert [r.get("op") for r in fake.lines[2:]] == (["bye"] if answer else [])
+    answered_all = case != "nothing answered" and case != "ring not answered"
+    assert [r.get("op") for r in fake.lines[len(hellos) + 1:]] == (["bye"] if answered_all else [])
 
 
 def test_the_socket_path_rule_is_the_one_rust_uses(tmp_path, monkeypatch):

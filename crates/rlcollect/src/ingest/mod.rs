@@ -120,6 +120,27 @@ pub struct Readers {
     gate: Arc<StopGate>,
     /// Rings being read now: never two readers on one ring.
     reading: Arc<Mutex<HashSet<String>>>,
+    answers: Arc<HelloAnswers>,
+}
+
+/// The answers to a `hello` (SPEC §6). They name the run directory as an
+/// absolute path: a client that joined by socket path makes its ring there.
+#[derive(Debug)]
+struct HelloAnswers {
+    ring: String,
+    no_ring: String,
+}
+
+impl HelloAnswers {
+    fn new(run: &RunDir) -> Self {
+        let dir = std::path::absolute(run.path()).unwrap_or_else(|_| run.path().to_owned());
+        let dir = dir.to_string_lossy();
+        let answer = |ring: bool| serde_json::json!({"hello": "ok", "ring": ring, "run": dir}).to_string();
+        HelloAnswers {
+            ring: answer(true),
+            no_ring: answer(false),
+        }
+    }
 }
 
 impl Readers {
@@ -131,6 +152,7 @@ impl Readers {
             opts,
             gate,
             reading: Arc::default(),
+            answers: Arc::new(HelloAnswers::new(run)),
         }
     }
 
@@ -155,7 +177,7 @@ impl Readers {
     /// `bye` (SPEC §6). I/O errors on the input end it like EOF, after sending
     /// what was read.
     pub fn read<R: Read + AsFd>(&self, mut input: R, source: &str, session: &mut dyn Session) -> (ReadEnd, ReadCounts) {
-        let mut pump = Pump::new(&self.handle, session, self.opts, source);
+        let mut pump = Pump::new(self, session, source);
         let mut buf = LineBuffer::new();
         // Held while this reader has decoded lines not yet sent, so the gate
         // cannot close on them; released only right before a read that may block.

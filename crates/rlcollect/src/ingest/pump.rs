@@ -3,7 +3,7 @@
 //! into rejections, and sends a batch when it is full or the reader is about to
 //! block.
 
-use super::{ReadCounts, ReaderOptions, Session, RAW_CUT};
+use super::{ReadCounts, ReaderOptions, Readers, Session, RAW_CUT};
 use crate::active_run::RingMark;
 use crate::chunk::ChunkBuilder;
 use crate::collector::Handle;
@@ -25,6 +25,8 @@ pub(super) enum Action {
 /// The decoding state of one reader.
 pub(super) struct Pump<'a> {
     handle: &'a Handle,
+    /// The answer to a `hello` that names no ring.
+    hello_no_ring: &'a str,
     session: &'a mut dyn Session,
     opts: ReaderOptions,
     chunk: ChunkBuilder,
@@ -46,12 +48,13 @@ struct RingCursor {
 }
 
 impl<'a> Pump<'a> {
-    pub(super) fn new(handle: &'a Handle, session: &'a mut dyn Session, opts: ReaderOptions, source: &str) -> Self {
-        let (keep_candles, keep_lines) = handle.chunk_settings();
+    pub(super) fn new(readers: &'a Readers, session: &'a mut dyn Session, source: &str) -> Self {
+        let (keep_candles, keep_lines) = readers.handle.chunk_settings();
         Pump {
-            handle,
+            handle: &readers.handle,
+            hello_no_ring: &readers.answers.no_ring,
             session,
-            opts,
+            opts: readers.opts,
             chunk: ChunkBuilder::new(source.into(), keep_candles, keep_lines),
             counts: ReadCounts::default(),
             overlong: None,
@@ -185,7 +188,7 @@ impl<'a> Pump<'a> {
                 self.session.hello(&source);
                 self.chunk.set_source(source.into());
                 if ring.is_none() {
-                    self.session.answer(r#"{"hello":"ok","ring":false}"#);
+                    self.session.answer(self.hello_no_ring);
                 }
                 ring.map(Action::Ring)
             }

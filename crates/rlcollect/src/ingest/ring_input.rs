@@ -138,7 +138,7 @@ pub(super) fn switch<R: Read + AsFd>(
             return None;
         }
     };
-    if !pump.session().answer(r#"{"hello":"ok","ring":true}"#) {
+    if !pump.session().answer(&readers.answers.ring) {
         tracing::warn!(ring = %name, "a ring named on an input with no way back (stdin) is not used");
         return None;
     }
@@ -183,7 +183,7 @@ impl Readers {
         };
         tracing::info!(ring = %name, from, producer_alive = map.producer_alive(), "adopting a ring");
         let mut session = OneWay;
-        let mut pump = Pump::new(&self.handle, &mut session, self.opts, &source);
+        let mut pump = Pump::new(self, &mut session, &source);
         let mut wake = Adopted {
             map: map.clone(),
             follow,

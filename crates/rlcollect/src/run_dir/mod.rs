@@ -134,7 +134,8 @@ impl RunDir {
             .or_else(|_| std::path::absolute(&self.path))
             .unwrap_or_else(|_| self.path.clone());
         let path = absolute.join(SOCKET_FILE);
-        if path.as_os_str().len() < 100 {
+        // Over 100 bytes it may not fit a `sun_path` (108 bytes with its NUL).
+        if path.as_os_str().len() <= 100 {
             return path;
         }
         let digest = crc32fast::hash(absolute.as_os_str().as_encoded_bytes());
