@@ -3,7 +3,6 @@
 
 use crate::*;
 use crossbeam_channel::{unbounded, Receiver};
-use rlcollect::testing::TestRing;
 use rlcollect::{Producer, Record, RunDir, RunStatus, UserRecord, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -260,51 +259,4 @@ fn a_sidecar_killed_right_after_a_requested_checkpoint_stores_each_row_once() {
     assert!(status.success());
     assert_exactly_once(&run, &[Some(99)]);
     assert_eq!(stored_events(run.path()).len(), 100);
-}
-
-/// A producer that died left its ring; the sidecar the next producer spawns
-/// drains that ring, and with `--exit-when-idle` still waits for the producer
-/// that spawned it (a dead ring is not a producer seen).
-#[test]
-fn a_sidecar_that_adopts_a_dead_ring_waits_for_its_spawner() {
-    let dir = tempfile::tempdir().unwrap();
-    let run = RunDir::new(dir.path(), "r").unwrap();
-    std::fs::create_dir_all(run.path()).unwrap();
-    {
-        let mut ring = TestRing::create(&run, 64 << 10, "gone");
-        for i in 0..10 {
-            assert!(ring.append(format!(r#"{{"stream":"ev","i":{i},"k":0}}"#).as_bytes()));
-        }
-    } // its producer is gone: the lock is released, the ring not closed
-    let socket = run.socket_path();
-    let mut sidecar = rlcollect()
-        .args([
-            "run",
-            "--run",
-            "r",
-            "--min-free-mb",
-            "0",
-            "--exit-when-idle",
-            "--listen",
-        ])
-        .arg(&socket)
-        .arg("--out")
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(wait_for(30.0, || socket.exists()), "the sidecar listens");
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        sidecar.try_wait().unwrap().is_none(),
-        "the sidecar waits for its spawner"
-    );
-    let p = producer(dir.path(), "r");
-    for i in 0..10 {
-        p.send(&event(i, 1)).unwrap();
-    }
-    p.close().unwrap();
-    assert!(wait_exit(&mut sidecar, 60).success());
-    assert_exactly_once(&run, &[Some(9), Some(9)]);
-    assert_eq!(stored_events(run.path()).len(), 20);
 }

@@ -131,7 +131,14 @@ impl RingMap {
 
     /// True while the producer process lives (it holds the file's lock).
     pub(crate) fn producer_alive(&self) -> bool {
-        producer_holds(&self.file)
+        match self.file.try_lock() {
+            Ok(()) => {
+                let _ = self.file.unlock();
+                false
+            }
+            Err(TryLockError::WouldBlock) => true,
+            Err(TryLockError::Error(_)) => false,
+        }
     }
 
     /// Bytes the producer has published.
@@ -233,16 +240,4 @@ fn truncate_utf8(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
-}
-
-/// True while a producer process holds the lock of this ring file.
-pub(crate) fn producer_holds(file: &File) -> bool {
-    match file.try_lock() {
-        Ok(()) => {
-            let _ = file.unlock();
-            false
-        }
-        Err(TryLockError::WouldBlock) => true,
-        Err(TryLockError::Error(_)) => false,
-    }
 }

@@ -209,14 +209,6 @@ impl RunDir {
         names
     }
 
-    /// True while the producer that writes ring `name` lives (SPEC §6: it
-    /// holds the file's lock).
-    pub fn ring_producer_alive(&self, name: &str) -> bool {
-        self.ring_path(name)
-            .and_then(|path| std::fs::File::open(path).ok())
-            .is_some_and(|file| crate::ring::map::producer_holds(&file))
-    }
-
     /// The folder of a stream's parts.
     pub(crate) fn stream_dir(&self, stream: &str) -> PathBuf {
         self.path.join(stream)

@@ -26,10 +26,8 @@ pub enum Event {
     Signal,
     /// Standard input reached its end.
     StdinDone { records: u64 },
-    /// An input opened; `id` 0 is stdin. `producer`: a live producer is
-    /// behind it (a connection, or an adopted ring whose producer lives), so
-    /// `--exit-when-idle` has seen one.
-    Opened { id: u64, source: String, producer: bool },
+    /// An input opened; `id` 0 is stdin.
+    Opened { id: u64, source: String },
     /// An input named itself with `hello`.
     Renamed { id: u64, source: String },
     /// An input closed.
@@ -59,11 +57,8 @@ impl Inputs {
 
     pub fn apply(&mut self, event: Event) {
         match event {
-            Event::Opened { id, source, producer } => {
-                self.ever_connected |= producer;
-                self.open.insert(id, source);
-            }
-            Event::Renamed { id, source } => {
+            Event::Opened { id, source } | Event::Renamed { id, source } => {
+                self.ever_connected |= id != 0;
                 self.open.insert(id, source);
             }
             Event::Closed { id } | Event::Bye { id, .. } => {

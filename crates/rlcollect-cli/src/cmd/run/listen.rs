@@ -143,7 +143,6 @@ fn serve(conn: UnixStream, id: u64, shared: &Shared) {
     let _ = shared.events.send(Event::Opened {
         id,
         source: source.clone(),
-        producer: true,
     });
     let (readers, events, active, flushed) = (
         shared.readers.clone(),

@@ -131,7 +131,6 @@ fn spawn_stdin_reader(readers: Readers, events: Sender<Event>) -> Result<()> {
         let _ = events.send(Event::Opened {
             id: 0,
             source: "stdin".into(),
-            producer: false,
         });
         let mut session = InputSession::stdin(events.clone());
         let (end, counts) = readers.read(std::io::stdin().lock(), "stdin", &mut session);
@@ -145,9 +144,7 @@ fn spawn_stdin_reader(readers: Readers, events: Sender<Event>) -> Result<()> {
 
 /// One reader thread per ring left in the run: each drains its ring from
 /// where it is durable and follows it while its producer lives. They count
-/// as inputs, so `--exit-when-idle` waits for those producers too; a ring
-/// whose producer is gone does not count as a producer seen, or a sidecar
-/// spawned into a run with such a ring would end before its spawner connects.
+/// as inputs, so `--exit-when-idle` waits for those producers too.
 fn adopt_rings(readers: &Readers, run: &rlcollect::RunDir, events: &Sender<Event>, ids: &InputIds) -> Result<()> {
     for name in run.rings() {
         let id = ids.next();
@@ -155,7 +152,6 @@ fn adopt_rings(readers: &Readers, run: &rlcollect::RunDir, events: &Sender<Event
         let _ = events.send(Event::Opened {
             id,
             source: name.clone(),
-            producer: run.ring_producer_alive(&name),
         });
         std::thread::Builder::new().name(format!("ring-{id}")).spawn(move || {
             match readers.adopt(&name, true) {
