@@ -3,6 +3,7 @@
 
 use crate::*;
 use crossbeam_channel::{unbounded, Receiver};
+use rlcollect::testing::TestRing;
 use rlcollect::{Producer, Record, RunDir, RunStatus, UserRecord, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -259,4 +260,28 @@ fn a_sidecar_killed_right_after_a_requested_checkpoint_stores_each_row_once() {
     assert!(status.success());
     assert_exactly_once(&run, &[Some(99)]);
     assert_eq!(stored_events(run.path()).len(), 100);
+}
+
+/// A producer that died left its ring; the sidecar the next producer spawns
+/// drains it and may end (`--exit-when-idle`) before its spawner connected:
+/// the spawner then starts it again, and both producers' rows are stored.
+#[test]
+fn a_producer_whose_sidecar_only_finished_a_dead_ring_joins_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path(), "r").unwrap();
+    std::fs::create_dir_all(run.path()).unwrap();
+    {
+        let mut ring = TestRing::create(&run, 64 << 10, "gone");
+        for i in 0..10 {
+            assert!(ring.append(format!(r#"{{"stream":"ev","i":{i},"k":0}}"#).as_bytes()));
+        }
+    } // its producer is gone: the lock is released, the ring not closed
+    let p = producer(dir.path(), "r");
+    for i in 0..10 {
+        p.send(&event(i, 1)).unwrap();
+    }
+    p.close().unwrap();
+    wait_until_ended(&run);
+    assert_exactly_once(&run, &[Some(9), Some(9)]);
+    assert_eq!(stored_events(run.path()).len(), 20);
 }

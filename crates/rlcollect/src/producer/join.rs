@@ -45,20 +45,43 @@ pub(crate) fn join_or_spawn(run: &RunDir, binary: Option<&Path>, args: &[OsStrin
         Some(b) => b.to_owned(),
         None => find_binary()?,
     };
-    let mut child = spawn(&binary, run, &socket, args)?;
+    // A sidecar that finds only a dead producer's ring drains it and, with
+    // `--exit-when-idle`, may end cleanly before this process connected.
+    for _ in 0..3 {
+        if let Some(joined) = start(&binary, run, &socket, args)? {
+            return Ok(joined);
+        }
+        tracing::warn!("the sidecar ended before this producer connected; starting it again");
+    }
+    Err(Error::Io {
+        context: format!(
+            "{} run ended three times before this producer could connect",
+            binary.display()
+        ),
+        source: std::io::Error::other("sidecar exited"),
+    })
+}
+
+/// Starts one sidecar and connects to it; `None` when it ended cleanly first.
+fn start(binary: &Path, run: &RunDir, socket: &Path, args: &[OsString]) -> Result<Option<Joined>, Error> {
+    let mut child = spawn(binary, run, socket, args)?;
     let deadline = Instant::now() + SPAWN_WAIT;
     loop {
-        if let Ok(stream) = UnixStream::connect(&socket) {
-            return Ok(Joined {
+        if let Ok(stream) = UnixStream::connect(socket) {
+            return Ok(Some(Joined {
                 stream,
                 child: Some(child),
-            });
+            }));
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(Error::Io {
-                context: format!("the sidecar {} exited ({status}) before listening", binary.display()),
-                source: std::io::Error::other("sidecar exited"),
-            });
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(None),
+            Ok(Some(status)) => {
+                return Err(Error::Io {
+                    context: format!("the sidecar {} exited ({status}) before listening", binary.display()),
+                    source: std::io::Error::other("sidecar exited"),
+                })
+            }
+            _ => {}
         }
         if Instant::now() > deadline {
             let _ = child.kill();
