@@ -23,8 +23,8 @@ mod signals;
 pub use args::RunArgs;
 
 use anyhow::{Context, Result};
-use crossbeam_channel::{unbounded, Receiver, Sender};
-use inputs::{Event, InputIds, Inputs};
+use crossbeam_channel::{unbounded, Receiver, RecvError, RecvTimeoutError, Sender};
+use inputs::{Event, InputIds, Inputs, Verdict};
 use listen::Listener;
 use rlcollect::ingest::{ingest_spools, ReaderOptions, Readers, StopGate};
 use rlcollect::{Collector, Handle, RunStatus};
@@ -88,6 +88,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     result
 }
 
+/// How long a sidecar whose only producers were adopted rings waits, once
+/// they are drained, for a producer to connect before it ends
+/// (`--exit-when-idle`): its spawner connects within milliseconds of the
+/// socket appearing; a sidecar started by hand to drain rings ends soon after.
+const ADOPTED_ONLY_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The main thread's loop: applies events until the run is over; returns
 /// how it ends.
 fn wait_for_end(
@@ -97,9 +103,17 @@ fn wait_for_end(
     gate: &StopGate,
     settings: &args::RunSettings,
 ) -> RunStatus {
-    let ends = |inputs: &Inputs| inputs.finished(settings.listen.is_some(), settings.exit_when_idle);
+    let verdict = |inputs: &Inputs| inputs.finished(settings.listen.is_some(), settings.exit_when_idle);
     loop {
-        match incoming.recv() {
+        let event = match verdict(inputs) {
+            Verdict::Ended => return RunStatus::Complete,
+            Verdict::EndsAfterGrace => match incoming.recv_timeout(ADOPTED_ONLY_GRACE) {
+                Err(RecvTimeoutError::Timeout) => return RunStatus::Complete,
+                received => received.map_err(|_| RecvError),
+            },
+            Verdict::Running => incoming.recv(),
+        };
+        match event {
             Ok(Event::Signal) | Err(_) => {
                 tracing::info!("signal received: stopping input, final flush of everything read");
                 gate.stop_and_wait();
@@ -108,7 +122,7 @@ fn wait_for_end(
             Ok(Event::Bye { id, reply }) => {
                 inputs.apply(Event::Closed { id });
                 handle.set_connected(inputs.connected());
-                let last = ends(inputs);
+                let last = verdict(inputs) == Verdict::Ended;
                 let _ = reply.send(last);
                 if last {
                     return RunStatus::Complete;
@@ -117,9 +131,6 @@ fn wait_for_end(
             Ok(event) => {
                 inputs.apply(event);
                 handle.set_connected(inputs.connected());
-                if ends(inputs) {
-                    return RunStatus::Complete;
-                }
             }
         }
     }
@@ -149,7 +160,7 @@ fn adopt_rings(readers: &Readers, run: &rlcollect::RunDir, events: &Sender<Event
     for name in run.rings() {
         let id = ids.next();
         let (readers, events) = (readers.clone(), events.clone());
-        let _ = events.send(Event::Opened {
+        let _ = events.send(Event::Adopted {
             id,
             source: name.clone(),
         });
