@@ -52,7 +52,7 @@ pub(crate) fn apply(
         .get_mut(&merged.stream)
         .expect("checked by new_file_list");
     let before = std::mem::replace(&mut entry.files, files);
-    let before_dir = std::mem::replace(&mut entry.dir, Some(merged.dir.clone()));
+    let before_dir = entry.dir.replace(merged.dir.clone());
     manifest.updated_at = now_rfc3339();
     if let Err(e) = manifest.store(fs, run) {
         let entry = manifest.streams.get_mut(&merged.stream).expect("still there");
