@@ -107,7 +107,7 @@ fn sigkill_again_and_again_during_compaction_then_recover_keeps_every_row_once()
         "--fsync-ms",
         "5",
         "--compact-target-rows",
-        "400",
+        "20000",
         "--compact-min-parts",
         "2",
         "--compact-grace-secs",
@@ -117,7 +117,7 @@ fn sigkill_again_and_again_during_compaction_then_recover_keeps_every_row_once()
     for k in 0..12 {
         let mut child = spawn(dir.path(), "r", &args);
         let feeder = feed_until_broken(child.stdin.take().unwrap(), k);
-        std::thread::sleep(Duration::from_millis(rng.u64(300..900)));
+        std::thread::sleep(Duration::from_millis(rng.u64(400..1200)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         feeder.join().unwrap();
