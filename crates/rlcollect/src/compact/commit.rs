@@ -93,3 +93,84 @@ fn new_file_list(manifest: &Manifest, merged: &Merged) -> Option<Vec<FileEntry>>
     }
     Some(files)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::StreamEntry;
+
+    fn file(path: &str, format: &str, first: u64) -> FileEntry {
+        FileEntry {
+            path: path.into(),
+            format: format.into(),
+            rows: 10,
+            first_seq: first,
+            last_seq: first + 9,
+            bytes: 100,
+        }
+    }
+
+    fn manifest_with(files: Vec<FileEntry>, dir: Option<&str>) -> Manifest {
+        let mut m = Manifest::new_run("r", "now".into());
+        m.streams.insert(
+            "ev".into(),
+            StreamEntry {
+                rows: 40,
+                files,
+                dir: dir.map(str::to_owned),
+                ..StreamEntry::default()
+            },
+        );
+        m
+    }
+
+    fn merged(base: Option<&str>, replaced: &[&str], into: FileEntry) -> Merged {
+        Merged {
+            stream: "ev".into(),
+            base_dir: base.map(str::to_owned),
+            dir: ".streams/ev/g000002".into(),
+            groups: vec![(replaced.iter().map(|s| s.to_string()).collect(), into)],
+        }
+    }
+
+    #[test]
+    fn a_group_takes_the_place_of_its_first_part_and_survivors_keep_their_order() {
+        let m = manifest_with(
+            vec![
+                file("ev/part-000001.parquet", "parquet", 0),
+                file("ev/part-000001.csv", "csv", 0),
+                file("ev/part-000002.parquet", "parquet", 10),
+                file("ev/part-000003.parquet", "parquet", 20),
+            ],
+            None,
+        );
+        let into = file("ev/part-000001-000002.parquet", "parquet", 0);
+        let list = new_file_list(
+            &m,
+            &merged(None, &["ev/part-000001.parquet", "ev/part-000002.parquet"], into),
+        );
+        let paths: Vec<_> = list.unwrap().into_iter().map(|f| f.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "ev/part-000001-000002.parquet",
+                "ev/part-000001.csv",
+                "ev/part-000003.parquet"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_merge_of_another_generation_or_of_parts_gone_is_stale() {
+        let parts = vec![
+            file("ev/part-000001.parquet", "parquet", 0),
+            file("ev/part-000002.parquet", "parquet", 10),
+        ];
+        let into = file("ev/part-000001-000002.parquet", "parquet", 0);
+        let replaced = ["ev/part-000001.parquet", "ev/part-000002.parquet"];
+        let moved_on = manifest_with(parts.clone(), Some(".streams/ev/g000003"));
+        assert!(new_file_list(&moved_on, &merged(Some(".streams/ev/g000001"), &replaced, into.clone())).is_none());
+        let gone = manifest_with(parts[..1].to_vec(), None);
+        assert!(new_file_list(&gone, &merged(None, &replaced, into)).is_none());
+    }
+}
