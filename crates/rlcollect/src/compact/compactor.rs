@@ -175,12 +175,19 @@ fn serve(
     retiring.into_iter().map(|(_, d)| d).collect()
 }
 
-/// Lowers this thread's CPU priority (Linux: `setpriority` on the thread id
-/// applies to that thread only). Best effort.
+/// The idle I/O class (`IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT`): the
+/// merge's reads and writes wait for the checkpoints' where the I/O scheduler
+/// honours classes (BFQ); elsewhere it changes nothing.
+const IOPRIO_IDLE: libc::c_int = 3 << 13;
+
+/// Lowers this thread's CPU and I/O priority (Linux: both calls on the
+/// thread id apply to that thread only). Best effort.
 fn lower_priority() {
-    // SAFETY: gettid has no arguments and cannot fail; setpriority only reads its arguments.
+    // SAFETY: gettid has no arguments and cannot fail; setpriority and
+    // ioprio_set only read their integer arguments.
     unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, NICE);
+        let tid = libc::syscall(libc::SYS_gettid);
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICE);
+        libc::syscall(libc::SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, tid, IOPRIO_IDLE);
     }
 }
