@@ -317,3 +317,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn csv_output_is_never_merged_and_survives_every_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("r");
+    let c = Collector::builder(dir.path())
+        .run_id("r")
+        .format(Format::Both)
+        .compaction(Some(small(0)))
+        .build()
+        .unwrap();
+    for i in 0..300 {
+        c.send(event(i)).unwrap();
+        if i % 10 == 9 {
+            c.checkpoint().unwrap();
+        }
+    }
+    c.close().unwrap();
+    let m = manifest(&run);
+    let files = &m.streams["ev"].files;
+    let csv: Vec<_> = files.iter().filter(|f| f.format == "csv").collect();
+    assert_eq!(csv.len(), 30, "one CSV per checkpoint, as written");
+    assert!(files.iter().filter(|f| f.format == "parquet").count() <= 2);
+    // Every CSV is in the current generation, through the symlink, with its rows.
+    let mut lines = 0;
+    for f in &csv {
+        let text = std::fs::read_to_string(run.join(&f.path)).unwrap();
+        lines += text.lines().count() - 1;
+    }
+    assert_eq!(lines, 300);
+    assert_eq!(stored_i(&run), (0..300).collect::<Vec<_>>());
+}
