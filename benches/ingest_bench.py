@@ -15,7 +15,8 @@ and reports min / median / max seconds, MB/s and peak RSS (each contender runs
 as a child process; RSS is that child's ru_maxrss), the throughput ratios
 against DuckDB (medians), and the peak RSS of a run on 3x the input.
 Run through benches/ingest.sh. BENCH_RECORDS and BENCH_REPEATS override the
-size and the number of rounds.
+size and the number of rounds; RLCOLLECT_BASE_BIN adds an older build as a
+contender.
 """
 
 import json
@@ -30,6 +31,9 @@ import tempfile
 N = int(os.environ.get("BENCH_RECORDS", "1000000"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 BIN = os.environ.get("RLCOLLECT_BIN", "target/release/rlcollect")
+# An older build to compare with in the same rounds (optional), e.g. one built
+# from the commit before a change: RLCOLLECT_BASE_BIN=/path/to/rlcollect.
+BASE_BIN = os.environ.get("RLCOLLECT_BASE_BIN")
 PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
 
 
@@ -145,7 +149,11 @@ def contenders(work, clean, nan):
                                                        "--min-free-mb", "0", *extra], src))
     duck = (f"import duckdb; duckdb.execute(\"COPY (SELECT * FROM read_json_auto('{clean}')) "
             f"TO '{work}/duck.parquet' (FORMAT parquet, COMPRESSION zstd)\")")
-    return {
+    base = {}
+    if BASE_BIN:
+        base["baseline build: rlcollect run (wal)"] = lambda k: measure(
+            [BASE_BIN, "run", "--out", out, "--run", f"base{k}", "--min-free-mb", "0"], clean)
+    return base | {
         "rlcollect run (wal)": run("wal", [], clean),
         "rlcollect run --durability checkpoint": run("ckpt", ["--durability", "checkpoint"], clean),
         "rlcollect run (wal), NaN file": run("walnan", [], nan),
@@ -176,7 +184,7 @@ def main():
               f"{size_mb / med:7.1f} MB/s  {N / med:11,.0f} rec/s  peak RSS {max(t[1] for t in got):6.1f} MiB")
     duck = medians["duckdb read_json_auto -> parquet (zstd)"]
     for name, med in medians.items():
-        if name.startswith("rlcollect"):
+        if name.startswith(("rlcollect", "baseline")):
             print(f"{name}: {duck / med:.2f}x DuckDB's throughput (medians)")
     m = json.load(open(os.path.join(work, "out", "wal0", "manifest.json")))
     print(f"rlcollect stored {m['records']} rows, rejected {m['rejected']}, {m['checkpoints']} checkpoints")

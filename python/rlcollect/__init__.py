@@ -8,7 +8,8 @@ hooks, and notebook loaders.
     report("analysis_data/my-run")          # one HTML file: analysis_data/my-run/report.html
 """
 
-from .client import Collector, shared_collector
+from .client import Collector
+from .shared import shared_collector
 from .encoding import encode
 from .loaders import load, load_pandas, runs
 from .report import report

@@ -31,11 +31,10 @@ import os
 import sys
 import threading
 import time
-import weakref
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
-from . import encoding
+from . import encoding, forks
 from .encoding import encode  # noqa: F401  (public: rlcollect.encode)
 from .ring import DEFAULT_CAPACITY, RingFile, Writer, check_capacity
 from .spool import Spool
@@ -52,10 +51,6 @@ _CHECKPOINT = {"stream": "control", "op": "checkpoint"}
 _METHODS = (("trade", "trades"), ("episode", "rl_episodes"), ("prediction", "predictions"),
             ("signal", "signal_propagation"), ("decision", "model_decisions"), ("candle", "candle"))
 
-# Collectors alive in this process, for the fork hook (weak: a dropped
-# collector is not kept alive by the registry).
-_LIVE: "weakref.WeakSet[Collector]" = weakref.WeakSet()
-_pid = os.getpid()  # os.getpid() is a system call on glibc >= 2.25: cached, refreshed at fork
 
 
 def default_run_id() -> str:
@@ -63,7 +58,7 @@ def default_run_id() -> str:
 
 
 def _default_source() -> str:
-    return f"{Path(sys.argv[0] or 'python').name}-{_pid}"
+    return f"{Path(sys.argv[0] or 'python').name}-{os.getpid()}"
 
 
 class Collector:
@@ -122,7 +117,7 @@ class Collector:
         self._forked = False
         self._init_state()
         self._open()
-        _LIVE.add(self)
+        forks.register(self)
         atexit.register(self.close)
 
     def _init_state(self) -> None:
@@ -134,7 +129,7 @@ class Collector:
         self._writer: Optional[Writer] = None
         self._answers = False  # the sidecar answers hello/bye (not an old one)
         self._buf = bytearray()
-        self._spool = Spool(self.run_dir / f"spool-{_pid}.ndjson", self.source)
+        self._spool = Spool(self.run_dir / f"spool-{os.getpid()}.ndjson", self.source)
         self._push: Callable[[Dict[str, Any]], None] = self._push_slow_fields
         for name, _ in _METHODS:  # back to the class's methods (they call _push)
             self.__dict__.pop(name, None)
@@ -180,7 +175,7 @@ class Collector:
             return False
         self.run_dir = Path(run_dir)
         self.out, self.run = self.run_dir.parent, self.run_dir.name
-        self._spool = Spool(self.run_dir / f"spool-{_pid}.ndjson", self.source)
+        self._spool = Spool(self.run_dir / f"spool-{os.getpid()}.ndjson", self.source)
         return True
 
     def _open_ring(self) -> bool:
@@ -358,7 +353,7 @@ class Collector:
     # -- fork ------------------------------------------------------------------
 
     def _after_fork_in_child(self) -> None:
-        """Runs in a forked child (holding the lock, see ``_before_fork``):
+        """Runs in a forked child (holding the lock, see ``forks._before_fork``):
         the parent's ring, socket and buffer stay the parent's. Their
         descriptors are closed (not unlocked: see ``RingFile.forget``), so that
         a ring outliving its producer is not kept "alive" by a child's
@@ -479,63 +474,3 @@ class Collector:
 
 def _dropped(fields: Dict[str, Any]) -> None:
     log.warning("rlcollect: dropped a record of %s that cannot be encoded", fields.get("stream"))
-
-
-def _before_fork() -> None:
-    """Takes every collector's lock, so that the child inherits them free and
-    no half-written frame or buffer (as ``logging`` does with its handlers).
-    A fork waits for a call that is waiting for room in a full ring. The
-    client itself never forks under its lock (``subprocess`` runs no fork
-    hooks without ``preexec_fn``)."""
-    global _FORKING
-    _FORKING = list(_LIVE)
-    for c in _FORKING:
-        c._lock.acquire()
-
-
-def _after_fork_in_parent() -> None:
-    for c in _FORKING:
-        c._lock.release()
-    _FORKING.clear()
-
-
-def _after_fork_in_child() -> None:
-    global _pid, _SHARED_LOCK
-    _pid = os.getpid()
-    _SHARED_LOCK = threading.Lock()
-    for c in _FORKING:
-        c._after_fork_in_child()
-        c._lock.release()
-    _FORKING.clear()
-
-
-_FORKING: list = []
-os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
-                    after_in_child=_after_fork_in_child)
-
-_SHARED: Dict[tuple, Collector] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_collector(out: str = "analysis_data", run: Optional[str] = None, **kwargs: Any) -> Collector:
-    """This process's ``Collector`` for ``out``/``run``, made on the first call.
-
-    Every later call (another strategy instance, a thread, a helper) gets the
-    same one, so a process joins the run's sidecar once. A forked child has
-    another pid and makes its own. The registry lives here, not on the caller's
-    object, so objects that get pickled (a hyperopt strategy) hold no collector.
-    """
-    run = run or os.environ.get("RLCOLLECT_RUN") or default_run_id()
-    # Looked up as given first: callbacks call this once per candle, and
-    # resolving the path costs tens of microseconds.
-    given = (_pid, str(out), run)
-    collector = _SHARED.get(given)
-    if collector is not None and not collector._closed:
-        return collector
-    key = (given[0], str(Path(out).resolve()), run)
-    with _SHARED_LOCK:
-        collector = _SHARED.get(key)
-        if collector is None or collector._closed:
-            collector = Collector(out, run, **kwargs)
-        _SHARED[key] = _SHARED[given] = collector
-        return collector

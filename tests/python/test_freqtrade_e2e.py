@@ -252,8 +252,8 @@ def test_listing_or_importing_the_strategy_starts_no_collector(tmp_path):
     script = ("import importlib.util, sys\n"
               f"spec = importlib.util.spec_from_file_location('s', {str(path)!r})\n"
               "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
-              "import rlcollect.client\n"
-              "assert not rlcollect.client._SHARED\n")
+              "import rlcollect.shared\n"
+              "assert not rlcollect.shared._SHARED\n")
     env = dict(os.environ, RLCOLLECT_BIN=str(tmp_path / "bin" / "rlcollect"))
     subprocess.run([FT_PYTHON, "-c", script], cwd=tmp_path, env=env, check=True, timeout=120)
     assert run.spawns == [] and not (tmp_path / "spawns.log").exists()

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import rlcollect.client
+import rlcollect.shared
 from rlcollect import load, shared_collector
 from rlcollect.freqtrade import RLCollectMixin, closes_trade, prediction_records, trade_record
 
@@ -100,7 +100,7 @@ def test_hyperopt_epochs_and_other_modes_record_nothing(tmp_path):
     plot.bot_start()
     plot.rlcollect_predictions(freqai_frame(T0), {"pair": "A/B"})
     assert not (tmp_path / "plot").exists() and not any(k[1].startswith(str(tmp_path / "plot"))
-                                                        for k in rlcollect.client._SHARED)
+                                                        for k in rlcollect.shared._SHARED)
 
 
 def test_bad_input_is_logged_never_raised(tmp_path, caplog):

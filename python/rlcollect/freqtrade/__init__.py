@@ -46,7 +46,7 @@ Why these callbacks, and not the obvious ones:
   live), so it is the candle clock; ``populate_indicators`` is not.
 * Hyperopt pickles the strategy into its workers: the mixin keeps its
   ``Collector`` out of the strategy object (one per process, from
-  :func:`rlcollect.client.shared_collector`), and inside Freqtrade it is a
+  :func:`rlcollect.shared.shared_collector`), and inside Freqtrade it is a
   subclass of ``IStrategy`` (see :func:`_build_mixin`).
 """
 

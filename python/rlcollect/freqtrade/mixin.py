@@ -140,7 +140,7 @@ def _build_mixin(base: type) -> type:
                     log.error("rlcollect: %s does not call super().%s(...), so RLCollectMixin never sees it "
                               "and records nothing from it. Call super() there, and list RLCollectMixin "
                               "before IStrategy in the class bases.", where, where.split(".")[-1])
-            from ..client import shared_collector
+            from ..shared import shared_collector
 
             try:
                 return shared_collector(self.rlcollect_out, self.rlcollect_run)

@@ -16,7 +16,6 @@ use crate::record::{Control, Kind, ParsedLine, Record, Row};
 use crate::rejected_log::Rejected;
 use crate::summary::Aggregates;
 use crate::timestamp::Timestamp;
-use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 use stream_rows::StreamBuilder;
@@ -63,7 +62,7 @@ pub(crate) struct ChunkBuilder {
     /// Keep each stored row's line for the write-ahead log (encoding rows
     /// that come without one).
     keep_lines: bool,
-    streams: HashMap<Arc<str>, StreamBuilder>,
+    streams: std::collections::HashMap<Arc<str>, StreamBuilder, ahash::RandomState>,
     /// Streams in order of first appearance in this builder.
     order: Vec<Arc<str>>,
     rows: u32,
@@ -84,7 +83,7 @@ impl ChunkBuilder {
             source,
             keep_candles,
             keep_lines,
-            streams: HashMap::new(),
+            streams: Default::default(),
             order: Vec::new(),
             rows: 0,
             events: Vec::new(),
@@ -215,7 +214,8 @@ impl ChunkBuilder {
     }
 
     /// Everything since the last chunk, as a chunk; the builder starts over
-    /// (keeping each stream's schema).
+    /// (keeping each stream's schema, and sized for a chunk like this one:
+    /// growing from empty each time copied every chunk's lines twice over).
     pub(crate) fn take(&mut self, ring: Option<RingMark>) -> Chunk {
         let streams = self
             .order
@@ -225,6 +225,7 @@ impl ChunkBuilder {
                 (!rows.is_empty()).then(|| (name.clone(), rows))
             })
             .collect();
+        let (lines_len, spans_len) = (self.lines.len(), self.spans.len());
         let chunk = Chunk {
             source: self.source.clone(),
             ingested_at: Timestamp::now(),
@@ -232,8 +233,8 @@ impl ChunkBuilder {
             streams,
             events: std::mem::take(&mut self.events),
             aggregates: std::mem::take(&mut self.aggregates),
-            lines: std::mem::take(&mut self.lines),
-            spans: std::mem::take(&mut self.spans),
+            lines: std::mem::replace(&mut self.lines, Vec::with_capacity(lines_len)),
+            spans: std::mem::replace(&mut self.spans, Vec::with_capacity(spans_len)),
             ring,
         };
         self.rows = 0;

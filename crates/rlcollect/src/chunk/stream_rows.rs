@@ -12,7 +12,6 @@ use crate::column::Column;
 use crate::record::{extras_of, CoreField, Row};
 use crate::schema::ColumnType;
 use arrow_array::ArrayRef;
-use std::collections::HashMap;
 
 /// The column `_source`: the producer of each row.
 pub(crate) const SOURCE_COLUMN: &str = "_source";
@@ -33,7 +32,8 @@ pub(crate) struct StreamRows {
 pub(crate) struct StreamBuilder {
     core: &'static [CoreField],
     fields: Vec<(String, ColumnType)>,
-    index: HashMap<String, usize>,
+    /// Column by name (ahash: two lookups per extra field per row).
+    index: std::collections::HashMap<String, usize, ahash::RandomState>,
     columns: Vec<Column>,
     rel: Vec<u32>,
     sealed: Vec<StreamRows>,

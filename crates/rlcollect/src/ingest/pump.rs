@@ -84,7 +84,7 @@ impl<'a> Pump<'a> {
     /// for an [`Action`]; returns how many bytes it used, and the action.
     pub(super) fn lines(&mut self, data: &[u8]) -> Result<(usize, Option<Action>), ()> {
         let mut used = 0;
-        while let Some(nl) = data[used..].iter().position(|&b| b == b'\n') {
+        while let Some(nl) = memchr::memchr(b'\n', &data[used..]) {
             let line = &data[used..used + nl];
             used += nl + 1;
             let action = match self.overlong.take() {
