@@ -1,7 +1,10 @@
 """Notebook loaders: a run's streams as polars LazyFrames or pandas DataFrames.
 
 Files come from ``manifest.json``, so only complete, published parts are read.
-Parts of one stream can differ in schema (a new field starts a new part); each
+A compacted stream's files are read in the generation folder the manifest
+names (``dir``): a compaction that swaps the stream to a newer generation
+meanwhile leaves them in place for its grace (30 s), so every row is read
+exactly once. Parts of one stream can differ in schema (a new field starts a new part); each
 part is cast to the stream's widest schema from the manifest and the parts are
 unioned by column name.
 """
@@ -39,11 +42,31 @@ def _dtype(pl, name: str):
     return getattr(pl, _POLARS_TYPES[name])
 
 
+def _file_path(run_dir: Path, entry: dict, f: dict) -> Path:
+    """Where a listed file is: in the stream's generation, or its plain folder."""
+    gen = entry.get("dir")
+    if gen:
+        return run_dir / gen / f["path"].rsplit("/", 1)[-1]
+    return run_dir / f["path"]
+
+
 def load(run_dir: PathLike = "analysis_data/latest") -> Dict[str, "polars.LazyFrame"]:  # noqa: F821
     """``{stream: polars.LazyFrame}`` for every stream of the run."""
+    # A manifest read just before a compaction committed can name a generation
+    # whose grace ran out before its files were opened (a very slow reader):
+    # read the manifest again, which names the files that are there now.
+    for attempt in range(5):
+        try:
+            return _load(Path(run_dir))
+        except FileNotFoundError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _load(run_dir: Path) -> Dict[str, "polars.LazyFrame"]:  # noqa: F821
     import polars as pl
 
-    run_dir = Path(run_dir)
     m = _manifest(run_dir)
     frames = {}
     for stream, entry in m["streams"].items():
@@ -51,9 +74,9 @@ def load(run_dir: PathLike = "analysis_data/latest") -> Dict[str, "polars.LazyFr
         parquet = [f for f in entry["files"] if f["format"] == "parquet"]
         parts = []
         if parquet:
-            scans = [pl.scan_parquet(run_dir / f["path"]) for f in parquet]
+            scans = [pl.scan_parquet(_file_path(run_dir, entry, f)) for f in parquet]
         else:
-            scans = [pl.scan_csv(run_dir / f["path"], infer_schema_length=None) for f in entry["files"]]
+            scans = [pl.scan_csv(_file_path(run_dir, entry, f), infer_schema_length=None) for f in entry["files"]]
         for scan in scans:
             have = scan.collect_schema()
             casts = [

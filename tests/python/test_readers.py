@@ -92,7 +92,8 @@ def test_schema_change_parts_union_by_name_in_every_reader(tmp_path):
     lines = [json.dumps({"stream": "metrics", "step": i, "loss": 1.0 / (i + 1)}) for i in range(3)]
     lines += [json.dumps({"stream": "metrics", "step": 3, "loss": 0.2, "lr": 0.001})]
     lines += [json.dumps({"stream": "metrics", "step": 4, "lr": "auto", "cfg": {"gamma": 0.99}})]
-    run = run_stdin(tmp_path, "r", lines)
+    # One part per schema: compaction (which would merge them) off.
+    run = run_stdin(tmp_path, "r", lines, "--compact", "off")
     parts = files(run, "metrics")
     assert len(parts) == 3
     df = pl.concat([pl.scan_parquet(f) for f in parts], how="diagonal_relaxed").collect().sort("_seq")

@@ -35,6 +35,10 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Recover a run whose collector died: replay its write-ahead log into part files.
     Recover(cmd::recover::RecoverArgs),
+    /// Merge a finished run's part files into few large ones (also runs written before compaction).
+    Compact(cmd::compact::CompactArgs),
+    /// Retention: remove whole finished runs under OUT (--keep-last N or --older-than 7d).
+    Gc(cmd::gc::GcArgs),
     /// Show a run's state from its manifest.json.
     Status(cmd::status::StatusArgs),
     /// Show a run's summary.json as a table.
@@ -52,6 +56,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(args),
         Command::Recover(args) => cmd::recover::recover(args),
+        Command::Compact(args) => cmd::compact::compact(args),
+        Command::Gc(args) => cmd::gc::gc(args),
         Command::Status(args) => cmd::status::status(args),
         Command::Summary(args) => cmd::summary::summary(args),
         Command::Demo(args) => cmd::demo::demo(args),

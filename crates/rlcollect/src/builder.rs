@@ -3,6 +3,7 @@
 
 use crate::active_run::{ActiveRun, RunSettings};
 use crate::collector::{Collector, Handle};
+use crate::compact::{CompactOptions, Compactor};
 use crate::error::Error;
 use crate::fs::{FileSystem, RealFs};
 use crate::part_file::Format;
@@ -32,6 +33,7 @@ pub struct CollectorBuilder {
     wal: Option<WalOptions>,
     min_free_bytes: u64,
     lock_wait: Duration,
+    compaction: Option<CompactOptions>,
 }
 
 impl CollectorBuilder {
@@ -54,6 +56,7 @@ impl CollectorBuilder {
             wal: None,
             min_free_bytes: 0,
             lock_wait: Duration::ZERO,
+            compaction: None,
         }
     }
 
@@ -70,6 +73,15 @@ impl CollectorBuilder {
     /// run), wait up to this long for it before failing. Default 0: fail at once.
     pub fn lock_wait(mut self, wait: Duration) -> Self {
         self.lock_wait = wait;
+        self
+    }
+
+    /// Background compaction (SPEC §3): a stream's small parts are merged
+    /// into files of `opts`' target size while the run goes on, on a thread
+    /// of lower priority, and fully at the final flush. `None` (the library's
+    /// default; the sidecar turns it on) keeps one part per checkpoint.
+    pub fn compaction(mut self, opts: Option<CompactOptions>) -> Self {
+        self.compaction = opts;
         self
     }
 
@@ -166,8 +178,8 @@ impl CollectorBuilder {
             default_source: self.source.into(),
             min_free_bytes: self.min_free_bytes,
         };
-        let publisher = Publisher::new(opened.run.clone(), self.fs, self.format, &opened.manifest)?;
-        let active = ActiveRun::new(
+        let publisher = Publisher::new(opened.run.clone(), self.fs.clone(), self.format, &opened.manifest)?;
+        let mut active = ActiveRun::new(
             settings,
             publisher,
             opened.manifest,
@@ -175,6 +187,9 @@ impl CollectorBuilder {
             wal,
             stats.clone(),
         );
+        if let Some(opts) = self.compaction {
+            active.set_compactor(Compactor::spawn(opened.run.clone(), self.fs, opts)?);
+        }
         let (tx, rx) = bounded(self.channel_capacity);
         let chunk_settings = active.chunk_settings();
         let worker = Worker::new(active, rx, opened.lock);
@@ -200,6 +215,13 @@ impl CollectorBuilder {
         }
         if self.policy.max_buffered_rows == 0 {
             return Err(Error::Config("max buffered rows must be at least 1".into()));
+        }
+        if let Some(c) = &self.compaction {
+            if c.target_rows == 0 || c.target_bytes == 0 || c.min_parts < 2 {
+                return Err(Error::Config(
+                    "compaction targets must be above zero and it must merge at least 2 parts".into(),
+                ));
+            }
         }
         if self.policy.every == Some(Duration::ZERO) {
             return Err(Error::Config("the checkpoint period must be longer than zero".into()));

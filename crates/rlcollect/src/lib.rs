@@ -42,6 +42,7 @@ mod builder;
 mod chunk;
 mod collector;
 mod column;
+mod compact;
 mod error;
 #[cfg(feature = "test-util")]
 pub mod fs;
@@ -73,6 +74,7 @@ mod worker;
 
 pub use builder::CollectorBuilder;
 pub use collector::{Closed, Collector, Handle};
+pub use compact::{compact_run, compact_run_with, CompactOptions, CompactReport};
 pub use error::{DecodeError, Error};
 pub use manifest::{FileEntry, Manifest, RunStatus, SchemaField, StreamEntry};
 pub use part_file::{Format, META_FIRST_SEQ, META_LAST_SEQ, META_RUN_ID};

@@ -64,6 +64,12 @@ pub struct SchemaField {
 pub struct StreamEntry {
     /// Rows published (each counted once, whatever the formats).
     pub rows: u64,
+    /// The generation folder that holds the stream's files, relative to the
+    /// run (`.streams/STREAM/g000002`), once the stream was compacted; `RUN/STREAM`
+    /// is then a symlink to it. `None`: the files are in the plain folder
+    /// `RUN/STREAM` (SPEC §3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
     /// Part files, oldest first.
     pub files: Vec<FileEntry>,
     /// The stream's current (widest) schema.
@@ -145,6 +151,17 @@ impl Manifest {
             connected: Vec::new(),
             streams: Default::default(),
             rings: Default::default(),
+        }
+    }
+
+    /// Where file `entry` of `stream` is on disk, relative to the run: in the
+    /// stream's generation folder when it has one (a reader that holds this
+    /// manifest keeps reading the files it names there even after a later
+    /// compaction swapped `RUN/STREAM` to a newer generation), else its `path`.
+    pub fn file_rel_path(&self, stream: &str, entry: &FileEntry) -> String {
+        match self.streams.get(stream).and_then(|s| s.dir.as_deref()) {
+            Some(dir) => format!("{dir}/{}", entry.path.rsplit('/').next().unwrap_or(&entry.path)),
+            None => entry.path.clone(),
         }
     }
 

@@ -23,6 +23,11 @@ use std::thread::JoinHandle;
 /// One part to write.
 pub(crate) struct PartJob {
     pub stream: Arc<str>,
+    /// The stream's generation folder (relative to the run), as the manifest
+    /// names it; `None`: the plain folder `RUN/STREAM`. Named explicitly
+    /// rather than through the `RUN/STREAM` symlink, so a part always lands
+    /// where the manifest will say it is.
+    pub dir: Option<String>,
     pub number: u32,
     pub part: SealedBatch,
 }
@@ -126,7 +131,10 @@ fn write_job(run: &RunDir, fs: &dyn FileSystem, format: Format, job: Vec<PartJob
 
 /// Writes one batch as part `number` of its stream, in every configured format.
 fn write_part(run: &RunDir, fs: &dyn FileSystem, format: Format, job: &PartJob) -> PartResult {
-    let dir = run.stream_dir(&job.stream);
+    let dir = match &job.dir {
+        Some(gen) => run.path().join(gen),
+        None => run.stream_dir(&job.stream),
+    };
     if !dir.is_dir() {
         fs.create_dir_all(&dir)
             .map_err(Error::io(format!("create {}", dir.display())))?;
@@ -139,9 +147,10 @@ fn write_part(run: &RunDir, fs: &dyn FileSystem, format: Format, job: &PartJob) 
             continue;
         }
         let name = run.part(&job.stream, job.number, ext);
+        let path = dir.join(name.path.file_name().expect("a part has a file name"));
         let bytes = match ext {
-            "parquet" => publish_parquet(fs, &name.path, part, run.id())?,
-            _ => publish_csv(fs, &name.path, part)?,
+            "parquet" => publish_parquet(fs, &path, part, run.id())?,
+            _ => publish_csv(fs, &path, part)?,
         };
         files.push(FileEntry {
             path: name.rel,

@@ -28,6 +28,8 @@ pub(crate) struct Publisher {
     fs: Arc<dyn FileSystem>,
     /// The next part number of each stream.
     next_part: HashMap<String, u32>,
+    /// The generation folder of each compacted stream (manifest `dir`).
+    dirs: HashMap<String, String>,
     writer: PartWriter,
 }
 
@@ -52,11 +54,17 @@ impl Publisher {
                 (name.clone(), highest + 1)
             })
             .collect();
+        let dirs = manifest
+            .streams
+            .iter()
+            .filter_map(|(name, s)| Some((name.clone(), s.dir.clone()?)))
+            .collect();
         let writer = PartWriter::spawn(run.clone(), fs.clone(), format)?;
         Ok(Publisher {
             run,
             fs,
             next_part,
+            dirs,
             writer,
         })
     }
@@ -76,6 +84,11 @@ impl Publisher {
         self.fs.as_ref()
     }
 
+    /// A compaction moved `stream` to generation `dir`: later parts go there.
+    pub(crate) fn set_dir(&mut self, stream: &str, dir: String) {
+        self.dirs.insert(stream.to_owned(), dir);
+    }
+
     /// The parts to write now: every sealed batch of every stream, oldest
     /// first, numbered after the stream's last published part.
     pub(crate) fn plan(&self, streams: &BTreeMap<Arc<str>, StreamBuffer>) -> Vec<PartJob> {
@@ -85,6 +98,7 @@ impl Publisher {
             for (i, part) in buf.sealed().enumerate() {
                 job.push(PartJob {
                     stream: name.clone(),
+                    dir: self.dirs.get(&**name).cloned(),
                     number: first + i as u32,
                     part: part.clone(),
                 });

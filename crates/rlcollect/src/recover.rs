@@ -2,7 +2,9 @@
 //! lock free) back into a consistent run with status `recovered`.
 //!
 //! Steps, each idempotent:
-//! 1. remove leftover dot-temp files and part files the manifest does not list
+//! 1. point each compacted stream at the generation the manifest names and
+//!    remove the others (a compaction cut short: `run_dir/generations.rs`);
+//!    remove leftover dot-temp files and part files the manifest does not list
 //!    (a crash between publishing a part and storing the manifest leaves
 //!    them; their rows are replayed from the log, so nothing is counted twice);
 //! 2. read the write-ahead log, truncating a torn tail and skipping corrupt
@@ -91,11 +93,15 @@ pub(crate) fn recover_locked(run: &RunDir, fs: Arc<dyn FileSystem>, format: Form
         files_removed: 0,
         summary: None,
     };
+    // Generations first, for every run: a compaction cut short leaves the
+    // manifest naming one generation and the stream's link maybe another.
+    report.files_removed = run.reconcile_generations(fs.as_ref(), &manifest).map_err(wrap)?;
     if manifest.status != RunStatus::Running {
         return Ok(report);
     }
     tracing::warn!(run_dir = %run.path().display(), "recovering a run whose collector died");
-    report.files_removed = run.remove_temp_files() + run.remove_unlisted_parts(&manifest);
+    // The unlisted parts are judged in the generation the manifest names.
+    report.files_removed += run.remove_temp_files() + run.remove_unlisted_parts(&manifest);
     let mut replay = Replay::new(run, fs, format, manifest).map_err(wrap)?;
     for (_, segment) in run.wal_segments() {
         replay.segment(&segment, &mut report).map_err(wrap)?;

@@ -40,7 +40,7 @@ pub fn stored_seqs(run_dir: &Path, stream: Option<&str>) -> Vec<u64> {
             continue;
         }
         for f in s.files.iter().filter(|f| f.format == "parquet") {
-            for b in read_parquet(&run_dir.join(&f.path)) {
+            for b in read_parquet(&run_dir.join(m.file_rel_path(name, f))) {
                 let col = b
                     .column_by_name("_seq")
                     .expect("a _seq column")
@@ -99,7 +99,7 @@ pub fn stored_int_rows(run_dir: &Path, stream: &str, columns: &[&str]) -> Vec<(u
     let files = m.streams.get(stream).map(|s| s.files.as_slice()).unwrap_or_default();
     let mut rows = Vec::new();
     for f in files.iter().filter(|f| f.format == "parquet") {
-        for b in read_parquet(&run_dir.join(&f.path)) {
+        for b in read_parquet(&run_dir.join(m.file_rel_path(stream, f))) {
             let seq = b
                 .column_by_name("_seq")
                 .expect("a _seq column")

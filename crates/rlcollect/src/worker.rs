@@ -35,6 +35,7 @@ impl Worker {
     pub(crate) fn run(mut self) {
         let ticker = tick(self.run.tick_every());
         let parts = self.run.part_results();
+        let compacted = self.run.compaction_results();
         loop {
             select! {
                 recv(self.inbox) -> msg => match msg {
@@ -56,6 +57,11 @@ impl Worker {
                 recv(parts) -> results => {
                     if let Ok(results) = results {
                         let _ = self.run.parts_written(results);
+                    }
+                }
+                recv(compacted) -> merged => {
+                    if let Ok(merged) = merged {
+                        self.run.compacted(merged);
                     }
                 }
                 recv(ticker) -> _ => self.run.tick(),

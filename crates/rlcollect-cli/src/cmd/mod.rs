@@ -1,6 +1,8 @@
 //! Subcommands of the `rlcollect` binary, one file each.
 
+pub mod compact;
 pub mod demo;
+pub mod gc;
 pub mod recover;
 pub mod report;
 pub mod run;

@@ -12,6 +12,13 @@ pub struct RecoverArgs {
     run_dir: PathBuf,
 }
 
+impl RecoverArgs {
+    /// The arguments that recover `run_dir` (for `compact` of a crashed run).
+    pub fn for_run(run_dir: PathBuf) -> Self {
+        RecoverArgs { run_dir }
+    }
+}
+
 pub fn recover(args: RecoverArgs) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     let report =

@@ -2,6 +2,7 @@
 //! SIGKILLs and a really full disk. One test binary; each test uses its own
 //! temp dir. Shared helpers: `rlcollect::testing`.
 
+mod compaction;
 mod durability;
 mod handoff;
 mod report;

@@ -91,6 +91,9 @@ impl ActiveRun {
             Ok(rows) => {
                 self.schedule.succeeded();
                 tracing::debug!(trigger = ?job.trigger, rows, elapsed = ?job.started.elapsed(), "checkpoint");
+                // No checkpoint is in flight now: a merge may be committed.
+                self.commit_pending_compaction();
+                self.consider_compaction();
             }
             Err(e) => {
                 let delay = self.schedule.failed(Instant::now());
@@ -175,6 +178,8 @@ impl ActiveRun {
             self.publisher.run().remove_wal()?;
         }
         self.stats.rows_buffered.store(0, Relaxed);
+        // The run is complete on disk; merging its parts changes no row.
+        self.final_compaction();
         Ok(summary)
     }
 

@@ -7,8 +7,10 @@
 //! * `intake.rs`: chunks: numbering their rows, logging them, their events.
 //! * `checkpoint.rs`: publishing rows, and the final flush.
 //! * `rings.rs`: how far each shared-memory ring is consumed.
+//! * `compaction.rs`: background merges, committed between checkpoints.
 
 mod checkpoint;
+mod compaction;
 mod intake;
 mod rings;
 
@@ -67,6 +69,8 @@ pub(crate) struct ActiveRun {
     in_flight: Option<checkpoint::InFlight>,
     stats: Arc<Stats>,
     low_space_warned: bool,
+    /// The background compactor, when compaction is on.
+    compactor: Option<crate::compact::Compactor>,
 }
 
 /// The write-ahead log as the run uses it: failures are reported once per
@@ -108,6 +112,7 @@ impl ActiveRun {
             in_flight: None,
             stats,
             low_space_warned: false,
+            compactor: None,
         }
     }
 

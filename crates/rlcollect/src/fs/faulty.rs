@@ -141,6 +141,25 @@ impl FileSystem for FaultyFs {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         RealFs.remove_file(path)
     }
+    fn hard_link(&self, original: &Path, link: &Path) -> io::Result<()> {
+        self.check_crash()?;
+        RealFs.hard_link(original, link)
+    }
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
+        self.check_crash()?;
+        RealFs.symlink(target, link)
+    }
+    fn exchange(&self, a: &Path, b: &Path) -> io::Result<()> {
+        self.check_crash()?;
+        if self.hit(Fault::RenameFails) {
+            return Err(eio());
+        }
+        RealFs.exchange(a, b)
+    }
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.check_crash()?;
+        RealFs.remove_dir_all(dir)
+    }
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         RealFs.create_dir_all(dir)
     }

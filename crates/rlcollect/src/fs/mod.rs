@@ -34,6 +34,15 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Bytes available to an unprivileged user on the filesystem holding `path`.
     fn available_bytes(&self, path: &Path) -> io::Result<u64>;
+    /// Makes `link` a second name of the file `original` (a hard link).
+    fn hard_link(&self, original: &Path, link: &Path) -> io::Result<()>;
+    /// Creates a symbolic link `link` whose target is `target` (taken as is).
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()>;
+    /// Swaps the two names `a` and `b` atomically (`renameat2` with
+    /// `RENAME_EXCHANGE`); both must exist.
+    fn exchange(&self, a: &Path, b: &Path) -> io::Result<()>;
+    /// Removes a folder and everything in it.
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
 }
 
 /// The real filesystem.
@@ -65,6 +74,45 @@ impl FileSystem for RealFs {
     fn available_bytes(&self, path: &Path) -> io::Result<u64> {
         available_bytes(path)
     }
+    fn hard_link(&self, original: &Path, link: &Path) -> io::Result<()> {
+        fs::hard_link(original, link)
+    }
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
+        std::os::unix::fs::symlink(target, link)
+    }
+    fn exchange(&self, a: &Path, b: &Path) -> io::Result<()> {
+        exchange(a, b)
+    }
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::remove_dir_all(dir)
+    }
+}
+
+/// Swaps two names atomically with `renameat2(RENAME_EXCHANGE)` (Linux 3.15+;
+/// every local filesystem we write to supports it). Used once per stream, to
+/// turn a stream folder of the layout before generations into a symlink
+/// without a moment where the name is missing.
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+    };
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: both are valid C strings that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Files in `dir` named `<prefix><number><suffix>` (e.g. `seg-00042.wal`), as

@@ -14,13 +14,18 @@
 //!     rings/p<pid>-<hex>.ring            a producer's shared-memory ring (SPEC §6)
 //!     collector.sock, .spawn.lock        the join-or-spawn socket of a shared run, and its lock
 //!     STREAM/part-NNNNNN.parquet|csv     published parts, numbered per stream
+//!     STREAM/part-AAAAAA-BBBBBB.parquet  parts A to B merged by compaction
 //!     STREAM/.part-NNNNNN.parquet.tmp    a part being written (never listed)
+//!     STREAM -> .streams/STREAM/gNNNNNN  once compacted: a symlink to the current
+//!                                        generation (generations.rs)
 //! ```
 //!
 //! Nothing else in the crate formats a path inside a run.
 
+mod generations;
 mod lock;
 mod open;
+mod remove;
 
 pub(crate) use lock::RunLock;
 pub(crate) use open::OpenOptions;
@@ -223,10 +228,26 @@ impl RunDir {
         }
     }
 
-    /// The part number in a manifest path such as `trades/part-000042.parquet`.
+    /// The part number in a manifest path such as `trades/part-000042.parquet`
+    /// (for a merged file `part-000001-000042.parquet`, the last: 42).
     pub(crate) fn part_number(rel: &str) -> Option<u32> {
+        Self::part_range(rel).map(|(_, last)| last)
+    }
+
+    /// The parts a file holds: `(42, 42)` for `part-000042.parquet`, `(1, 42)`
+    /// for the merged `part-000001-000042.parquet`.
+    pub(crate) fn part_range(rel: &str) -> Option<(u32, u32)> {
         let name = rel.rsplit('/').next()?;
-        name.strip_prefix(PART_PREFIX)?.split('.').next()?.parse().ok()
+        let numbers = name.strip_prefix(PART_PREFIX)?.split('.').next()?;
+        match numbers.split_once('-') {
+            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+            None => numbers.parse().ok().map(|n| (n, n)),
+        }
+    }
+
+    /// The name of a file holding parts `first` to `last` of `stream`, merged.
+    pub(crate) fn merged_part(stream: &str, first: u32, last: u32) -> String {
+        format!("{stream}/{PART_PREFIX}{first:06}-{last:06}.parquet")
     }
 
     /// Reads `manifest.json`.
@@ -308,7 +329,8 @@ impl RunDir {
         removed
     }
 
-    /// The folders of the run that may hold parts (every folder but the log's).
+    /// The folders of the run that may hold parts: every folder (or symlink
+    /// to a generation) but the log's, the rings' and dot-names.
     fn stream_dirs(&self) -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(&self.path) else {
             return vec![];
@@ -316,7 +338,8 @@ impl RunDir {
         entries
             .flatten()
             .filter(|e| {
-                e.file_type().is_ok_and(|t| t.is_dir()) && e.file_name() != WAL_DIR && e.file_name() != RINGS_DIR
+                let name = e.file_name();
+                e.path().is_dir() && name != WAL_DIR && name != RINGS_DIR && !name.to_string_lossy().starts_with('.')
             })
             .map(|e| e.path())
             .collect()
@@ -355,6 +378,10 @@ mod tests {
         assert_eq!(run.part("trades", 42, "parquet").rel, "trades/part-000042.parquet");
         assert_eq!(RunDir::part_number("trades/part-000042.parquet"), Some(42));
         assert_eq!(RunDir::part_number("trades/other.parquet"), None);
+        assert_eq!(RunDir::part_range("trades/part-000001-000042.parquet"), Some((1, 42)));
+        assert_eq!(RunDir::part_number("trades/part-000001-000042.parquet"), Some(42));
+        assert_eq!(RunDir::merged_part("ev", 3, 9), "ev/part-000003-000009.parquet");
+        assert_eq!(RunDir::generation_rel("ev", 2), ".streams/ev/g000002");
         assert_eq!(run.wal_segment(7), Path::new("/o/r1/wal/seg-00000000000000000007.wal"));
         assert_eq!(
             temp_path(Path::new("/o/r1/manifest.json")),

@@ -44,6 +44,11 @@ impl RunDir {
         self.check_free_space(opts)?;
         let lock = RunLock::acquire_waiting(&self, opts.lock_wait)?;
         self.remove_temp_files();
+        // A compaction cut short by a crash: the manifest says which
+        // generation of each stream is the real one.
+        if let Ok(m) = self.load_manifest() {
+            self.reconcile_generations(opts.fs.as_ref(), &m)?;
+        }
         // A run left `running` with its lock free lost its collector: recover
         // it (replay the log) before continuing it.
         if self.load_manifest().is_ok_and(|m| m.status == RunStatus::Running) {

@@ -148,6 +148,9 @@ fn low_free_space_refuses_to_start() {
 struct Session {
     records: Vec<bool>, // true = force a checkpoint after this record
     end: End,
+    /// Background compaction on (merging after every 2 parts), so a crash
+    /// can also hit a merge, a link, a swap or a removal.
+    compact: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -167,8 +170,12 @@ fn session() -> impl Strategy<Value = Session> {
         1 => Just(End::Close),
         3 => (0u64..40, proptest::option::of(0.0f64..1.0)).prop_map(|(after_ops, tear)| End::Crash { after_ops, tear }),
     ];
-    (proptest::collection::vec(proptest::bool::weighted(0.05), 0..120), end)
-        .prop_map(|(records, end)| Session { records, end })
+    (
+        proptest::collection::vec(proptest::bool::weighted(0.05), 0..120),
+        end,
+        proptest::bool::ANY,
+    )
+        .prop_map(|(records, end, compact)| Session { records, end, compact })
 }
 
 /// Sends a session's records, checkpointing where it says; returns the `i` of each.
@@ -216,6 +223,12 @@ proptest! {
                 .wal(wal_opts())
                 .max_buffered_rows(37)
                 .drop_timeout(Duration::from_secs(20))
+                .compaction(s.compact.then(|| CompactOptions {
+                    target_rows: 60,
+                    min_parts: 2,
+                    grace: Duration::ZERO,
+                    ..CompactOptions::default()
+                }))
                 .build()
                 .unwrap();
             // Whatever recovery kept is the model's truth from here on.

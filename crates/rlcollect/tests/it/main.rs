@@ -2,6 +2,7 @@
 //! injection, crash and recovery. One test binary (faster to build and link);
 //! each test uses its own temp dir. Shared helpers: `rlcollect::testing`.
 
+mod compaction;
 mod durability;
 mod freqtrade;
 mod library;

@@ -127,7 +127,9 @@ pub trait Sink {
 pub fn scan(run: &Run, stream: &str, columns: &[(String, Want)], sink: &mut dyn Sink) -> Vec<Unreadable> {
     let mut unreadable = Vec::new();
     for part in run.parts(stream) {
-        let path = run.dir.path().join(&part.path);
+        // In the generation this manifest names: a compaction that swaps the
+        // stream meanwhile leaves these files readable for its grace.
+        let path = run.dir.path().join(run.manifest.file_rel_path(stream, &part));
         let mut rows_read = 0u64;
         let result = scan_part(&path, columns, |b| {
             rows_read += b.rows as u64;

@@ -2,7 +2,7 @@
 //! settings the run uses: every flag is validated here, once.
 
 use rlcollect::ingest::ReaderOptions;
-use rlcollect::{Collector, CollectorBuilder, Error, Format, WalOptions};
+use rlcollect::{Collector, CollectorBuilder, CompactOptions, Error, Format, WalOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -26,6 +26,15 @@ pub enum DurabilityArg {
     /// Records are safe once a checkpoint publishes them (faster; a SIGKILL
     /// loses what was buffered since the last checkpoint).
     Checkpoint,
+}
+
+/// Whether the run compacts its parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    /// Merge small parts in the background and fully at the end (SPEC §3).
+    On,
+    /// One part file per stream per checkpoint, never merged.
+    Off,
 }
 
 /// Options of `rlcollect run`.
@@ -74,6 +83,22 @@ pub struct RunArgs {
     /// is finishing the same run (0: fail at once).
     #[arg(long, default_value_t = 0.0)]
     wait_lock: f64,
+    /// Merge each stream's small part files in the background and fully at
+    /// the end of the run (readers see every row once throughout).
+    #[arg(long, value_enum, default_value = "on")]
+    compact: OnOff,
+    /// Compaction: a merged file holds at most about this many MiB.
+    #[arg(long, default_value_t = 128)]
+    compact_target_mb: u64,
+    /// Compaction: a merged file holds at most this many rows.
+    #[arg(long, default_value_t = 1 << 20)]
+    compact_target_rows: u64,
+    /// Compaction: merge when this many parts of one size tier exist.
+    #[arg(long, default_value_t = 10)]
+    compact_min_parts: usize,
+    /// Compaction: seconds a replaced generation stays for readers that listed it.
+    #[arg(long, default_value_t = 30.0)]
+    compact_grace_secs: f64,
     /// Print a progress line on stderr every 2 s (default: only when stderr is a terminal).
     #[arg(long)]
     progress: bool,
@@ -112,6 +137,7 @@ impl RunArgs {
                 self.wait_lock
             )));
         }
+        let compaction = self.compaction()?;
         let format = match self.format {
             FormatArg::Parquet => Format::Parquet,
             FormatArg::Csv => Format::Csv,
@@ -127,6 +153,7 @@ impl RunArgs {
             .lock_wait(Duration::from_secs_f64(self.wait_lock))
             // Messages are batches of up to 4096 records: a small queue bounds memory.
             .channel_capacity(4)
+            .compaction(compaction)
             .source("stdin");
         if let Some(run) = &self.run {
             collector = collector.run_id(run);
@@ -148,4 +175,48 @@ impl RunArgs {
             progress: self.progress,
         })
     }
+}
+
+impl RunArgs {
+    /// The compaction settings, checked.
+    fn compaction(&self) -> Result<Option<CompactOptions>, Error> {
+        if self.compact == OnOff::Off {
+            return Ok(None);
+        }
+        compact_options(
+            self.compact_target_mb,
+            self.compact_target_rows,
+            self.compact_min_parts,
+            self.compact_grace_secs,
+        )
+        .map(Some)
+    }
+}
+
+/// Checked compaction settings (shared with `rlcollect compact`).
+pub fn compact_options(
+    target_mb: u64,
+    target_rows: u64,
+    min_parts: usize,
+    grace_secs: f64,
+) -> Result<CompactOptions, Error> {
+    if target_mb == 0 || target_rows == 0 {
+        return Err(Error::Config(
+            "--compact-target-mb and --compact-target-rows must be at least 1".into(),
+        ));
+    }
+    if min_parts < 2 {
+        return Err(Error::Config("--compact-min-parts must be at least 2".into()));
+    }
+    if !(grace_secs >= 0.0 && grace_secs.is_finite()) {
+        return Err(Error::Config(format!(
+            "--compact-grace-secs must be 0 or more, got {grace_secs}"
+        )));
+    }
+    Ok(CompactOptions {
+        target_bytes: target_mb.saturating_mul(1 << 20),
+        target_rows,
+        min_parts,
+        grace: Duration::from_secs_f64(grace_secs),
+    })
 }

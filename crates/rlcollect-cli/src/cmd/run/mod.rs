@@ -20,7 +20,7 @@ mod progress;
 mod session;
 mod signals;
 
-pub use args::RunArgs;
+pub use args::{compact_options, RunArgs};
 
 use anyhow::{Context, Result};
 use crossbeam_channel::{unbounded, Receiver, RecvError, RecvTimeoutError, Sender};

@@ -1,0 +1,111 @@
+//! Compaction in a live run: when to ask the compactor thread for a merge,
+//! and committing what it merged between two checkpoints (`compact/`).
+//!
+//! The merge itself runs on the compactor thread; the worker only commits it
+//! (links, manifest, swap: milliseconds), and only with no checkpoint in
+//! flight, so a part is never written into a generation that is being
+//! replaced, and ingestion never waits for a merge.
+
+use super::ActiveRun;
+use crate::compact::{apply, merge_all, Applied, Compactor, Merged};
+use crate::error::Error;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The grace of generations replaced at the end of a run: the run is
+/// closing, so it is shorter than the live one (a reader that listed a
+/// folder a second ago has opened its files by now).
+const FINAL_GRACE: Duration = Duration::from_secs(1);
+
+impl ActiveRun {
+    /// Compacts this run in the background with `compactor`.
+    pub(crate) fn set_compactor(&mut self, compactor: Compactor) {
+        self.compactor = Some(compactor);
+    }
+
+    /// Where merges arrive (for the driver's `select!`; hand them to
+    /// [`compacted`](Self::compacted)). Never ready when compaction is off.
+    pub(crate) fn compaction_results(&self) -> crossbeam_channel::Receiver<Result<Merged, Error>> {
+        match &self.compactor {
+            Some(c) => c.done(),
+            None => crossbeam_channel::never(),
+        }
+    }
+
+    /// The compactor finished a merge: commit it now, or after the
+    /// checkpoint in flight.
+    pub(crate) fn compacted(&mut self, result: Result<Merged, Error>) {
+        let Some(c) = self.compactor.as_mut() else { return };
+        c.received();
+        match result {
+            Ok(merged) if self.publisher.writer().in_flight() => c.pending = Some(merged),
+            Ok(merged) => self.commit_compaction(merged),
+            Err(e) => tracing::warn!("compaction failed (the parts stay as they are): {e}"),
+        }
+        self.consider_compaction();
+    }
+
+    /// After a checkpoint completed: commit a merge that waited for it.
+    pub(super) fn commit_pending_compaction(&mut self) {
+        if let Some(merged) = self.compactor.as_mut().and_then(|c| c.pending.take()) {
+            self.commit_compaction(merged);
+        }
+    }
+
+    /// Asks the compactor to merge the first stream the policy picks, when
+    /// it is idle.
+    pub(super) fn consider_compaction(&mut self) {
+        let Some(c) = self.compactor.as_mut() else { return };
+        if !c.idle() {
+            return;
+        }
+        let pick = self
+            .manifest
+            .streams
+            .iter()
+            .find_map(|(name, entry)| Some((name, entry, c.opts.plan_tiered(entry)?)));
+        if let Some((name, entry, groups)) = pick {
+            c.merge(name, entry.clone(), groups);
+        }
+    }
+
+    fn commit_compaction(&mut self, merged: Merged) {
+        let (stream, dir) = (merged.stream.clone(), merged.dir.clone());
+        let result = apply(self.publisher.run(), self.publisher.fs(), &mut self.manifest, merged);
+        let committed = self.manifest.streams.get(&stream).and_then(|s| s.dir.as_deref()) == Some(dir.as_str());
+        if committed {
+            // Even if the swap failed: parts go where the manifest says.
+            self.publisher.set_dir(&stream, dir);
+        }
+        match result {
+            Ok(Applied::Swapped(retired)) => {
+                if let Some(c) = &self.compactor {
+                    c.retire(retired);
+                }
+            }
+            Ok(Applied::Stale) => {}
+            Err(e) => tracing::error!(stream, "committing a compaction failed: {e}"),
+        }
+    }
+
+    /// The end of the run: the background merge stops and every stream is
+    /// merged fully; replaced generations go after a short grace. A failure
+    /// is logged: the run is complete either way.
+    pub(super) fn final_compaction(&mut self) {
+        let Some(mut c) = self.compactor.take() else { return };
+        let mut retired: Vec<PathBuf> = c.stop();
+        match merge_all(self.publisher.run(), self.publisher.fs(), &c.opts, &mut self.manifest) {
+            Ok(dirs) => retired.extend(dirs),
+            Err(e) => tracing::warn!("the final compaction failed (the run is complete, with more files): {e}"),
+        }
+        if retired.is_empty() {
+            return;
+        }
+        std::thread::sleep(c.opts.grace.min(FINAL_GRACE));
+        for dir in retired {
+            if let Err(e) = self.publisher.fs().remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), "cannot remove a replaced generation: {e}");
+            }
+        }
+    }
+}
