@@ -75,7 +75,10 @@ fn parts_merge_while_the_run_goes_on_and_fully_at_its_end() {
     let run = dir.path().join("r");
     let c = Collector::builder(dir.path())
         .run_id("r")
-        .compaction(Some(small(0)))
+        // Readers below load the manifest, then open its files: a replaced
+        // generation must outlive that (the grace), or a swap in between
+        // removes what they were about to open.
+        .compaction(Some(small(5_000)))
         .build()
         .unwrap();
     let mut merged_seen = false;
