@@ -87,7 +87,7 @@ pub use recover::{recover, RecoveryReport};
 pub use run_dir::RunDir;
 pub use schema::ColumnType;
 pub use stats::StatsSnapshot;
-pub use summary::{DecisionStats, EpisodeStats, Group, RunSummary, TradeStats};
+pub use summary::{CompensatedSum, DecisionStats, EpisodeStats, Group, RunSummary, TradeStats};
 pub use timestamp::Timestamp;
 pub use value::{Extras, Value};
 pub use wal::WalOptions;

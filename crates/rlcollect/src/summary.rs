@@ -8,14 +8,17 @@ use std::collections::BTreeMap;
 
 /// A sum that stays exact to the last bits over many small floats
 /// (Neumaier's compensated summation), so per-pair profits match the engine's.
+/// Public so that readers of a run (the report) add values the same way and
+/// print the same totals as `summary.json`, to the last bit.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Sum {
+pub struct CompensatedSum {
     sum: f64,
     compensation: f64,
 }
 
-impl Sum {
-    fn add(&mut self, x: f64) {
+impl CompensatedSum {
+    /// Adds `x`.
+    pub fn add(&mut self, x: f64) {
         let t = self.sum + x;
         if self.sum.abs() >= x.abs() {
             self.compensation += (self.sum - t) + x;
@@ -24,16 +27,20 @@ impl Sum {
         }
         self.sum = t;
     }
-    fn value(self) -> f64 {
+
+    /// The sum so far.
+    pub fn value(self) -> f64 {
         self.sum + self.compensation
     }
 
     /// Adds another compensated sum (of later values) to this one.
-    fn merge(&mut self, other: Sum) {
+    pub fn merge(&mut self, other: CompensatedSum) {
         self.add(other.sum);
         self.add(other.compensation);
     }
 }
+
+type Sum = CompensatedSum;
 
 /// Counts one more `key` in a map, allocating the key only the first time.
 fn count_map(map: &mut BTreeMap<String, u64>, key: &str) {

@@ -13,9 +13,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The grace of generations replaced at the end of a run: the run is
-/// closing, so it is shorter than the live one (a reader that listed a
-/// folder a second ago has opened its files by now).
-const FINAL_GRACE: Duration = Duration::from_secs(1);
+/// closing, so it is shorter than the live one. A reader lists a folder and
+/// opens its files within milliseconds (an opened file stays readable); the
+/// end of every run that compacted waits this long, so it is kept short.
+const FINAL_GRACE: Duration = Duration::from_millis(250);
 
 impl ActiveRun {
     /// Compacts this run in the background with `compactor`.

@@ -1,30 +1,9 @@
 //! Small streaming statistics: an exact sum, moments, a rolling mean, and a
 //! bounded set of category slots.
 
-/// Neumaier's compensated sum, the same as the library's `summary.rs`: the
-/// report adds the same values in the same (`_seq`) order, so its totals
-/// equal `summary.json` to the last bit.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Sum {
-    sum: f64,
-    compensation: f64,
-}
-
-impl Sum {
-    pub fn add(&mut self, x: f64) {
-        let t = self.sum + x;
-        if self.sum.abs() >= x.abs() {
-            self.compensation += (self.sum - t) + x;
-        } else {
-            self.compensation += (x - t) + self.sum;
-        }
-        self.sum = t;
-    }
-
-    pub fn value(self) -> f64 {
-        self.sum + self.compensation
-    }
-}
+/// The library's compensated sum: the report adds the same values in the
+/// same (`_seq`) order, so its totals equal `summary.json` to the last bit.
+pub use rlcollect::CompensatedSum as Sum;
 
 /// Count, mean, spread and range of a numeric column (Welford's update, so
 /// no catastrophic cancellation over millions of rows).
