@@ -6,7 +6,8 @@ sometimes NaN (Python writes the bare token NaN, which DuckDB cannot read).
 Then, alternating the contenders in each round so that drifts of this noisy
 VM hit all of them alike, times:
   * rlcollect run (default durability: wal) and --durability checkpoint,
-    on the clean file and on the NaN file;
+    on the clean file and on the NaN file, and the default without
+    compaction (--compact off: what merging parts costs a bulk load);
   * DuckDB: COPY (SELECT * FROM read_json_auto(clean)) TO x.parquet (FORMAT
     parquet, COMPRESSION zstd);
   * rlcollect run --listen with 8 producer processes streaming 1/8 of the
@@ -155,6 +156,7 @@ def contenders(work, clean, nan):
             [BASE_BIN, "run", "--out", out, "--run", f"base{k}", "--min-free-mb", "0"], clean)
     return base | {
         "rlcollect run (wal)": run("wal", [], clean),
+        "rlcollect run (wal) --compact off": run("walnc", ["--compact", "off"], clean),
         "rlcollect run --durability checkpoint": run("ckpt", ["--durability", "checkpoint"], clean),
         "rlcollect run (wal), NaN file": run("walnan", [], nan),
         "rlcollect run --durability checkpoint, NaN file": run("ckptnan", ["--durability", "checkpoint"], nan),
