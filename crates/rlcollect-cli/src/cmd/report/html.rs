@@ -206,71 +206,70 @@ fn short_time(t: &str) -> String {
     t.get(..19).unwrap_or(t).replace('T', " ")
 }
 
-/// (data key, label, exact value, shown text) of each key total.
-fn kpis(run: &Run, t: &Totals) -> Vec<(&'static str, &'static str, String, String)> {
-    let exact = |x: f64| serde_json::to_string(&x).unwrap_or_default();
-    let int = |n: u64| (n.to_string(), crate::cmd::thousands(n));
-    let mut k = Vec::new();
-    let rows: u64 = t.rows.values().sum();
-    k.push(("rows", "rows", int(rows).0, int(rows).1));
+/// One key total: (data key, label, exact value, shown text).
+type Kpi = (&'static str, &'static str, String, String);
+
+/// A count, shown with thousands separators.
+fn count(key: &'static str, label: &'static str, n: u64) -> Kpi {
+    (key, label, n.to_string(), crate::cmd::thousands(n))
+}
+
+/// A real number: its exact JSON value, shown by `show` (`num` or `pct`).
+fn real(key: &'static str, label: &'static str, x: f64, show: fn(f64) -> String) -> Kpi {
+    (key, label, serde_json::to_string(&x).unwrap_or_default(), show(x))
+}
+
+/// The key totals of the header, for the streams the run has.
+fn kpis(run: &Run, t: &Totals) -> Vec<Kpi> {
+    let mut k = vec![count("rows", "rows", t.rows.values().sum())];
     if let Some(tr) = &t.trades {
-        k.push(("trades.count", "trades", int(tr.count).0, int(tr.count).1));
-        k.push((
+        k.push(count("trades.count", "trades", tr.count));
+        k.push(real(
             "trades.profit_abs_total",
             "profit (profit_abs)",
-            exact(tr.profit_abs_total),
-            num(tr.profit_abs_total),
+            tr.profit_abs_total,
+            num,
         ));
-        k.push(("trades.win_rate", "win rate", exact(tr.win_rate), pct(tr.win_rate)));
-        k.push((
+        k.push(real("trades.win_rate", "win rate", tr.win_rate, pct));
+        k.push(real(
             "trades.max_drawdown_abs",
             "max drawdown",
-            exact(tr.max_drawdown_abs),
-            num(tr.max_drawdown_abs),
+            tr.max_drawdown_abs,
+            num,
         ));
     }
     if let Some(e) = &t.rl_episodes {
-        k.push(("rl_episodes.count", "episodes", int(e.count).0, int(e.count).1));
-        k.push((
+        k.push(count("rl_episodes.count", "episodes", e.count));
+        k.push(real(
             "rl_episodes.total_reward_mean",
             "mean reward",
-            exact(e.total_reward_mean),
-            num(e.total_reward_mean),
+            e.total_reward_mean,
+            num,
         ));
         if let Some(max) = e.total_reward_max {
-            k.push(("rl_episodes.total_reward_max", "best reward", exact(max), num(max)));
+            k.push(real("rl_episodes.total_reward_max", "best reward", max, num));
         }
     }
     if let Some(d) = &t.model_decisions {
-        k.push(("model_decisions.count", "decisions", int(d.count).0, int(d.count).1));
+        k.push(count("model_decisions.count", "decisions", d.count));
     }
     if let Some(p) = &t.predictions {
-        k.push(("predictions.count", "predictions", int(p.count).0, int(p.count).1));
+        k.push(count("predictions.count", "predictions", p.count));
         if let Some(s) = p.do_predict_share {
-            k.push(("predictions.do_predict_share", "do_predict = 1", exact(s), pct(s)));
+            k.push(real("predictions.do_predict_share", "do_predict = 1", s, pct));
         }
     }
     if let Some(s) = &t.signal_propagation {
         let share = s.accepted as f64 / (s.accepted + s.rejected).max(1) as f64;
-        k.push((
+        k.push(real(
             "signal_propagation.accepted_share",
             "signals accepted",
-            exact(share),
-            pct(share),
+            share,
+            pct,
         ));
     }
-    k.push((
-        "rejected",
-        "rejected lines",
-        int(run.manifest.rejected).0,
-        int(run.manifest.rejected).1,
-    ));
-    k.push((
-        "checkpoints",
-        "checkpoints",
-        int(run.manifest.checkpoints).0,
-        int(run.manifest.checkpoints).1,
-    ));
+    k.push(count("rejected", "rejected lines", run.manifest.rejected));
+    k.push(count("checkpoints", "checkpoints", run.manifest.checkpoints));
     k
 }
 
