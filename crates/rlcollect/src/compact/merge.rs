@@ -9,16 +9,14 @@ use crate::column::widen;
 use crate::error::Error;
 use crate::fs::FileSystem;
 use crate::manifest::{FileEntry, StreamEntry};
-use crate::part_file::{META_FIRST_SEQ, META_LAST_SEQ, META_RUN_ID};
+use crate::part_file::{writer_properties, META_FIRST_SEQ, META_LAST_SEQ, META_RUN_ID};
 use crate::run_dir::RunDir;
 use crate::schema::ColumnType;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -118,8 +116,8 @@ fn merge_group(
     let path = run.path().join(dir).join(&name);
     let sources: Vec<PathBuf> = files.iter().map(|f| source_path(run, base_dir, f)).collect();
     let schema = widest_schema(&sources)?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1 is valid")))
+    // The parts' own encoding (part_file.rs), with larger row groups.
+    let props = writer_properties(&schema)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_key_value_metadata(Some(vec![
             KeyValue::new(META_FIRST_SEQ.into(), first.first_seq.to_string()),
