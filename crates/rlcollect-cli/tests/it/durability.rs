@@ -74,12 +74,21 @@ fn sigkill_at_random_moments_twenty_times_then_recover() {
     let mut rng = fastrand::Rng::with_seed(0x5eed);
     let mut at_least_present = Vec::new(); // per iteration: lines written >= 1 s before the kill
     for k in 0..20u64 {
+        let before = segments(&run);
         let mut child = spawn_run(dir.path());
         let feeder = feed(child.stdin.take().unwrap(), k);
-        // Half the kills come early (during start-up or recovery), half later.
+        // Half the kills come early (during start-up or recovery), half later:
+        // those once the sidecar reads (its first log frame is on disk), because
+        // lines still in the pipe were never handed over. A debug build
+        // recovering the last iteration on a loaded machine can take over a
+        // second to start, while the pipe holds ~1,800 of these lines.
         let wait = if k % 2 == 0 {
             rng.u64(0..300)
         } else {
+            // A segment this sidecar wrote to: new, or grown (the log of the
+            // last iteration is on disk until recovery has published it).
+            let logged = || segments(&run).iter().any(|s| s.1 > 8 && !before.contains(s));
+            assert!(wait_for(60.0, logged), "iteration {k}: the sidecar never logged a line");
             rng.u64(1100..1800)
         };
         std::thread::sleep(Duration::from_millis(wait));
@@ -122,6 +131,15 @@ fn sigkill_at_random_moments_twenty_times_then_recover() {
         "the loop must actually have sent data ({} rows)",
         rows.len()
     );
+}
+
+/// The run's log segments and their lengths.
+fn segments(run: &Path) -> Vec<(std::ffi::OsString, u64)> {
+    let wal = run.join("wal");
+    let entries = std::fs::read_dir(wal).into_iter().flatten().flatten();
+    entries
+        .filter_map(|e| Some((e.file_name(), e.metadata().ok()?.len())))
+        .collect()
 }
 
 /// Regression: a full disk while `run` ingested a client's spool exited 2
