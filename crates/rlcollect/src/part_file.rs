@@ -135,7 +135,7 @@ fn with_offset_timezone(batch: &RecordBatch) -> Result<RecordBatch, arrow_schema
 }
 
 /// An `Error::Encode` from an Arrow/Parquet error.
-fn encode_error(path: &Path, e: impl std::fmt::Display) -> Error {
+pub(crate) fn encode_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Encode {
         path: path.to_owned(),
         message: e.to_string(),

@@ -9,7 +9,7 @@ use crate::column::widen;
 use crate::error::Error;
 use crate::fs::FileSystem;
 use crate::manifest::{FileEntry, StreamEntry};
-use crate::part_file::{writer_properties, META_FIRST_SEQ, META_LAST_SEQ, META_RUN_ID};
+use crate::part_file::{encode_error, writer_properties, META_FIRST_SEQ, META_LAST_SEQ, META_RUN_ID};
 use crate::run_dir::RunDir;
 use crate::schema::ColumnType;
 use arrow_array::{ArrayRef, RecordBatch};
@@ -211,13 +211,5 @@ fn column_type(ty: &DataType) -> ColumnType {
         DataType::Timestamp(..) => ColumnType::Timestamp,
         DataType::Null => ColumnType::Null,
         _ => ColumnType::String,
-    }
-}
-
-/// An `Error::Encode` from an Arrow/Parquet error.
-fn encode_error(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Encode {
-        path: path.to_owned(),
-        message: e.to_string(),
     }
 }
