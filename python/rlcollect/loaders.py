@@ -50,6 +50,23 @@ def _file_path(run_dir: Path, entry: dict, f: dict) -> Path:
     return run_dir / f["path"]
 
 
+def files(run_dir: PathLike = "analysis_data/latest", stream: str = "trades", fmt: str = "parquet") -> List[str]:
+    """The paths of ``stream``'s published ``fmt`` files, in ``_seq`` order, for
+    any engine: ``duckdb.read_parquet(files(run, "trades"))``.
+
+    Exactly once at every moment, also while a compaction lands: the paths are
+    in the generation the manifest names, which stays for the grace (30 s)
+    after a newer one replaced it. A glob of ``RUN/STREAM/*.parquet`` is
+    not: DuckDB and pyarrow skip, without an error, a name they listed that
+    was merged away before they looked at it (docs/SPEC.md §3).
+    """
+    run = Path(run_dir)
+    entry = _manifest(run)["streams"].get(stream)
+    if entry is None:
+        return []
+    return [str(_file_path(run, entry, f)) for f in entry["files"] if f["format"] == fmt]
+
+
 def load(run_dir: PathLike = "analysis_data/latest") -> Dict[str, "polars.LazyFrame"]:  # noqa: F821
     """``{stream: polars.LazyFrame}`` for every stream of the run."""
     # A manifest read just before a compaction committed can name a generation

@@ -138,7 +138,13 @@ fn write_part(run: &RunDir, fs: &dyn FileSystem, format: Format, job: &PartJob) 
     if !dir.is_dir() {
         fs.create_dir_all(&dir)
             .map_err(Error::io(format!("create {}", dir.display())))?;
-        sync_dir(fs, run.path())?;
+        sync_dir(fs, dir.parent().expect("a stream folder is inside the run"))?;
+    }
+    if let Some(gen) = &job.dir {
+        // A stream that starts in a generation: its symlink, from the first part on.
+        if run.linked_generation(&job.stream).as_deref() != Some(gen.as_str()) {
+            run.swap_generation(fs, &job.stream, gen)?;
+        }
     }
     let part = &job.part;
     let mut files = Vec::with_capacity(2);

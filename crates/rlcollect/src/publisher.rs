@@ -30,6 +30,9 @@ pub(crate) struct Publisher {
     next_part: HashMap<String, u32>,
     /// The generation folder of each compacted stream (manifest `dir`).
     dirs: HashMap<String, String>,
+    /// A new stream starts in generation 0 behind its symlink (compaction is
+    /// on), so readers never meet a plain folder being exchanged for a link.
+    new_streams_in_generations: bool,
     writer: PartWriter,
 }
 
@@ -65,6 +68,7 @@ impl Publisher {
             fs,
             next_part,
             dirs,
+            new_streams_in_generations: false,
             writer,
         })
     }
@@ -89,11 +93,24 @@ impl Publisher {
         self.dirs.insert(stream.to_owned(), dir);
     }
 
+    /// Streams that have no part yet start in generation 0 (`RUN/STREAM` a
+    /// symlink from the first part on); streams already published keep
+    /// their layout.
+    pub(crate) fn start_new_streams_in_generations(&mut self) {
+        self.new_streams_in_generations = true;
+    }
+
     /// The parts to write now: every sealed batch of every stream, oldest
     /// first, numbered after the stream's last published part.
-    pub(crate) fn plan(&self, streams: &BTreeMap<Arc<str>, StreamBuffer>) -> Vec<PartJob> {
+    pub(crate) fn plan(&mut self, streams: &BTreeMap<Arc<str>, StreamBuffer>) -> Vec<PartJob> {
         let mut job = Vec::new();
         for (name, buf) in streams {
+            let is_new = !self.next_part.contains_key(&**name) && !self.dirs.contains_key(&**name);
+            // (A plain folder left by an older version keeps that layout.)
+            let plain = || std::fs::symlink_metadata(self.run.stream_dir(name)).is_ok_and(|m| m.is_dir());
+            if is_new && self.new_streams_in_generations && buf.sealed().next().is_some() && !plain() {
+                self.dirs.insert(name.to_string(), RunDir::generation_rel(name, 0));
+            }
             let first = *self.next_part.get(&**name).unwrap_or(&1);
             for (i, part) in buf.sealed().enumerate() {
                 job.push(PartJob {
@@ -135,6 +152,9 @@ impl Publisher {
                 .bytes_written
                 .fetch_add(files.iter().map(|f| f.bytes).sum(), Relaxed);
             let entry = manifest.streams.entry(name.to_string()).or_default();
+            if entry.dir.is_none() {
+                entry.dir = self.dirs.get(&**name).cloned();
+            }
             entry.rows += rows;
             entry.files.extend(files);
             entry.schema = buf

@@ -197,6 +197,22 @@ fn a_run_with_compaction_on_ends_with_few_files() {
 }
 
 #[test]
+fn with_compaction_on_a_stream_is_a_generation_behind_its_link_from_the_first_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("r");
+    // One part: nothing to merge, the stream stays in its first generation.
+    finished_run(dir.path(), "r", 10, 10, &[]);
+    let m = manifest(&run);
+    assert_eq!(m.streams["ev"].dir.as_deref(), Some(".streams/ev/g000000"));
+    assert_eq!(
+        std::fs::read_link(run.join("ev")).unwrap(),
+        Path::new(".streams/ev/g000000")
+    );
+    assert_eq!(parquet_files(&run.join("ev")).len(), 1);
+    assert_eq!(assert_each_row_once(&run), 10);
+}
+
+#[test]
 fn compact_refuses_a_live_run_and_bad_arguments() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("r");

@@ -19,8 +19,10 @@ use std::time::Duration;
 const FINAL_GRACE: Duration = Duration::from_millis(250);
 
 impl ActiveRun {
-    /// Compacts this run in the background with `compactor`.
+    /// Compacts this run in the background with `compactor`. New streams
+    /// start in a generation, so the first compaction is a plain swap.
     pub(crate) fn set_compactor(&mut self, compactor: Compactor) {
+        self.publisher.start_new_streams_in_generations();
         self.compactor = Some(compactor);
     }
 

@@ -130,6 +130,10 @@ impl RunDir {
             }
             if dir.is_none() {
                 let _ = std::fs::remove_dir(&gens);
+                // A stream started in a generation before the manifest named it.
+                if self.linked_generation(&stream).is_some() {
+                    remove_any(&self.stream_dir(&stream));
+                }
             }
         }
         let _ = std::fs::remove_dir(self.path().join(GENERATIONS_DIR));
@@ -219,5 +223,24 @@ mod tests {
             std::fs::read(run.stream_dir("ev").join("part-000001.parquet")).unwrap(),
             b"old"
         );
+    }
+
+    #[test]
+    fn a_stream_started_in_a_generation_the_manifest_never_named_goes_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::new(tmp.path(), "r").unwrap();
+        // The first part of a new stream was written, the crash came before
+        // the manifest named its generation.
+        let g0 = RunDir::generation_rel("ev", 0);
+        std::fs::create_dir_all(run.path().join(&g0)).unwrap();
+        std::fs::write(run.path().join(&g0).join("part-000001.parquet"), b"x").unwrap();
+        run.swap_generation(&RealFs, "ev", &g0).unwrap();
+        let m = Manifest::new_run("r", "now".into());
+        assert_eq!(run.reconcile_generations(&RealFs, &m).unwrap(), 1);
+        assert!(
+            std::fs::symlink_metadata(run.stream_dir("ev")).is_err(),
+            "no dangling link"
+        );
+        assert!(!run.path().join(GENERATIONS_DIR).exists());
     }
 }
