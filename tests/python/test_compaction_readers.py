@@ -111,7 +111,8 @@ def test_readers_see_each_row_once_while_compaction_runs(tmp_path):
     run = tmp_path / "r"
     proc = subprocess.Popen(
         [BIN, "run", "--out", str(tmp_path), "--run", "r", "--every-candles", "1", "--min-free-mb", "0",
-         "--compact-target-rows", "4000", "--compact-min-parts", "3", "--compact-grace-secs", "2"],
+         "--compact-target-rows", "4000", "--compact-min-parts", "3", "--compact-grace-secs", "2",
+         "--compact-min-age-secs", "0"],
         stdin=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )
     feeder = Feeder(proc.stdin)

@@ -112,6 +112,8 @@ fn sigkill_again_and_again_during_compaction_then_recover_keeps_every_row_once()
         "2",
         "--compact-grace-secs",
         "0.1",
+        "--compact-min-age-secs",
+        "0",
     ];
     let mut compacted = false;
     for k in 0..12 {

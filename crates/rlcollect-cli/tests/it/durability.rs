@@ -53,6 +53,14 @@ fn feed(mut stdin: std::process::ChildStdin, k: u64) -> Feeder {
     Feeder { log, thread }
 }
 
+/// Makes the pipe behind `stdin` one page (Linux `F_SETPIPE_SZ`).
+fn shrink_pipe(stdin: &std::process::ChildStdin) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on a pipe we own, with an integer argument.
+    let size = unsafe { libc::fcntl(stdin.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    assert!(size >= 4096, "F_SETPIPE_SZ failed");
+}
+
 /// `rlcollect run` of run `r` under `out`, checkpointing only at its end,
 /// with the log fsynced every 200 ms.
 fn spawn_run(out: &Path) -> std::process::Child {
@@ -76,7 +84,12 @@ fn sigkill_at_random_moments_twenty_times_then_recover() {
     for k in 0..20u64 {
         let before = segments(&run);
         let mut child = spawn_run(dir.path());
-        let feeder = feed(child.stdin.take().unwrap(), k);
+        let stdin = child.stdin.take().unwrap();
+        // A one-page pipe: a line written a second before the kill is one the
+        // sidecar read (the default 64 KiB hold ~1,800 lines that a loaded
+        // machine's debug build may not have read yet: never handed over).
+        shrink_pipe(&stdin);
+        let feeder = feed(stdin, k);
         // Half the kills come early (during start-up or recovery), half later:
         // those once the sidecar reads (its first log frame is on disk), because
         // lines still in the pipe were never handed over. A debug build

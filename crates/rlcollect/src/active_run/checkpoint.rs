@@ -90,6 +90,7 @@ impl ActiveRun {
         match &result {
             Ok(rows) => {
                 self.schedule.succeeded();
+                self.note_published(&job.parts);
                 tracing::debug!(trigger = ?job.trigger, rows, elapsed = ?job.started.elapsed(), "checkpoint");
                 // No checkpoint is in flight now: a merge may be committed.
                 self.commit_pending_compaction();

@@ -62,13 +62,28 @@ impl ActiveRun {
         if !c.idle() {
             return;
         }
-        let pick = self
-            .manifest
-            .streams
-            .iter()
-            .find_map(|(name, entry)| Some((name, entry, c.opts.plan_tiered(entry)?)));
-        if let Some((name, entry, groups)) = pick {
-            c.merge(name, entry.clone(), groups);
+        let pick = self.manifest.streams.iter().find_map(|(name, entry)| {
+            // Only the files old enough; they come first, so indices hold.
+            let mut old = entry.clone();
+            old.files.truncate(c.mergeable(name, entry));
+            Some((name, c.opts.plan_tiered(&old)?, old))
+        });
+        if let Some((name, groups, old)) = pick {
+            c.merge(name, old, groups);
+        }
+    }
+
+    /// Parts were published: they become mergeable after the minimum age.
+    pub(super) fn note_published(&mut self, parts: &[(std::sync::Arc<str>, u32)]) {
+        if let Some(c) = self.compactor.as_mut() {
+            c.published(parts);
+        }
+    }
+
+    /// On the driver's tick: parts that came of age may be merged now.
+    pub(super) fn compaction_tick(&mut self) {
+        if self.compactor.as_mut().is_some_and(|c| c.aged()) {
+            self.consider_compaction();
         }
     }
 

@@ -196,6 +196,7 @@ impl ActiveRun {
     pub(crate) fn tick(&mut self) {
         self.flush_direct();
         self.after_message();
+        self.compaction_tick();
     }
 
     /// The log's group commit when it is due, and the checkpoint triggers.

@@ -10,6 +10,7 @@ use crate::fs::FileSystem;
 use crate::manifest::StreamEntry;
 use crate::run_dir::RunDir;
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub(crate) struct Compactor {
     busy: bool,
     /// A merge done while a checkpoint was in flight, waiting to be committed.
     pub(crate) pending: Option<Merged>,
+    /// Parts younger than `opts.min_age`, oldest first: not merged yet.
+    young: VecDeque<(Arc<str>, u32, Instant)>,
 }
 
 impl Compactor {
@@ -69,6 +72,7 @@ impl Compactor {
             thread: Some(thread),
             busy: false,
             pending: None,
+            young: VecDeque::new(),
         })
     }
 
@@ -90,6 +94,48 @@ impl Compactor {
             entry,
             groups,
         });
+    }
+
+    /// Parts `(stream, number)` were published now.
+    pub(crate) fn published(&mut self, parts: &[(Arc<str>, u32)]) {
+        if self.opts.min_age.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        self.young.extend(parts.iter().map(|(s, n)| (s.clone(), *n, now)));
+    }
+
+    /// Forgets parts that are old enough now; true if there were any (a
+    /// merge may have become possible).
+    pub(crate) fn aged(&mut self) -> bool {
+        let before = self.young.len();
+        while self
+            .young
+            .front()
+            .is_some_and(|(_, _, at)| at.elapsed() >= self.opts.min_age)
+        {
+            self.young.pop_front();
+        }
+        self.young.len() < before
+    }
+
+    /// How many of `entry`'s files (in order) may be merged now: those before
+    /// the first that holds a young part.
+    pub(crate) fn mergeable(&self, stream: &str, entry: &StreamEntry) -> usize {
+        let first_young = self
+            .young
+            .iter()
+            .filter(|(s, _, _)| &**s == stream)
+            .map(|(_, n, _)| *n)
+            .min();
+        let Some(first_young) = first_young else {
+            return entry.files.len();
+        };
+        entry
+            .files
+            .iter()
+            .position(|f| RunDir::part_number(&f.path).is_some_and(|last| last >= first_young))
+            .unwrap_or(entry.files.len())
     }
 
     /// A merge's result arrived.
@@ -189,5 +235,58 @@ fn lower_priority() {
         let tid = libc::syscall(libc::SYS_gettid);
         libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICE);
         libc::syscall(libc::SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, tid, IOPRIO_IDLE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::RealFs;
+    use crate::manifest::FileEntry;
+
+    fn entry(names: &[&str]) -> StreamEntry {
+        let files = names
+            .iter()
+            .map(|n| FileEntry {
+                path: format!("ev/{n}"),
+                format: "parquet".into(),
+                rows: 1,
+                first_seq: 0,
+                last_seq: 0,
+                bytes: 1,
+            })
+            .collect();
+        StreamEntry {
+            files,
+            ..StreamEntry::default()
+        }
+    }
+
+    #[test]
+    fn parts_younger_than_the_minimum_age_and_those_after_them_wait() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::new(tmp.path(), "r").unwrap();
+        let opts = CompactOptions {
+            min_age: Duration::from_millis(200),
+            ..CompactOptions::default()
+        };
+        let mut c = Compactor::spawn(run, Arc::new(RealFs), opts).unwrap();
+        let ev = entry(&[
+            "part-000001-000004.parquet",
+            "part-000005.parquet",
+            "part-000006.parquet",
+        ]);
+        c.published(&[("ev".into(), 5), ("ev".into(), 6)]);
+        assert_eq!(c.mergeable("ev", &ev), 1, "only the merged file is old enough");
+        assert_eq!(
+            c.mergeable("other", &ev),
+            3,
+            "young parts of another stream do not count"
+        );
+        assert!(!c.aged());
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(c.aged(), "the parts came of age");
+        assert_eq!(c.mergeable("ev", &ev), 3);
+        assert!(!c.aged(), "nothing more to age");
     }
 }

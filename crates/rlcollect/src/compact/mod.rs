@@ -51,6 +51,11 @@ pub struct CompactOptions {
     /// How long a replaced generation stays readable after the swap, for
     /// readers that listed it but have not opened its files yet. Default 30 s.
     pub grace: Duration,
+    /// A live run merges a part only once it is this old, so a burst (a
+    /// bulk load, a backtest piped in) is merged once when it ends, not again
+    /// and again while it arrives. The end of a run merges regardless.
+    /// Default 30 s.
+    pub min_age: Duration,
 }
 
 impl Default for CompactOptions {
@@ -60,6 +65,7 @@ impl Default for CompactOptions {
             target_rows: 1 << 20,
             min_parts: 10,
             grace: Duration::from_secs(30),
+            min_age: Duration::from_secs(30),
         }
     }
 }

@@ -2,14 +2,15 @@
 //! finished run, or a crashed one after `recover`), including runs written
 //! before generations existed (plain stream folders).
 
-use super::{apply, merge_stream, CompactOptions};
+use super::{apply, merge_stream, CompactOptions, Group, Merged};
 use crate::error::Error;
 use crate::fs::{FileSystem, RealFs};
-use crate::manifest::{Manifest, RunStatus};
+use crate::manifest::{Manifest, RunStatus, StreamEntry};
 use crate::run_dir::{RunDir, RunLock};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// What [`compact_run`] did.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +68,8 @@ pub fn compact_run_with(run_dir: &Path, opts: &CompactOptions, fs: &dyn FileSyst
 }
 
 /// The full merge of every stream of `manifest`, each committed on its own.
+/// Streams are merged in parallel (one per core: the run has ended, so
+/// nothing else needs them), largest first; commits are in stream order.
 /// Returns the replaced generations (to be removed after the grace).
 pub(crate) fn merge_all(
     run: &RunDir,
@@ -74,20 +77,46 @@ pub(crate) fn merge_all(
     opts: &CompactOptions,
     manifest: &mut Manifest,
 ) -> Result<Vec<PathBuf>, Error> {
-    let mut retired = Vec::new();
-    let streams: Vec<String> = manifest.streams.keys().cloned().collect();
-    for stream in streams {
-        let entry = manifest.streams[&stream].clone();
-        let groups = opts.plan_full(&entry);
-        if groups.is_empty() {
-            continue;
+    let mut work: Vec<(String, StreamEntry, Vec<Group>)> = manifest
+        .streams
+        .iter()
+        .map(|(stream, entry)| (stream.clone(), entry.clone(), opts.plan_full(entry)))
+        .filter(|(_, _, groups)| !groups.is_empty())
+        .collect();
+    work.sort_by_key(|(_, entry, _)| std::cmp::Reverse(entry.files.iter().map(|f| f.bytes).sum::<u64>()));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(work.len());
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, Result<Merged, Error>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((stream, entry, groups)) = work.get(i) else {
+                    return;
+                };
+                let merged = merge_stream(run, fs, stream, entry, groups, &AtomicBool::new(false));
+                results.lock().expect("no merge panics").push((i, merged));
+            });
         }
-        let merged = merge_stream(run, fs, &stream, &entry, &groups, &AtomicBool::new(false))?;
-        if let super::commit::Applied::Swapped(dirs) = apply(run, fs, manifest, merged)? {
-            retired.extend(dirs);
+    });
+    let mut results = results.into_inner().expect("no merge panics");
+    results.sort_by(|a, b| work[a.0].0.cmp(&work[b.0].0));
+    let mut retired = Vec::new();
+    let mut first_error = None;
+    for (_, merged) in results {
+        let applied = merged.and_then(|m| apply(run, fs, manifest, m));
+        match applied {
+            Ok(super::commit::Applied::Swapped(dirs)) => retired.extend(dirs),
+            Ok(super::commit::Applied::Stale) => {}
+            Err(e) => drop(first_error.get_or_insert(e)),
         }
     }
-    Ok(retired)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(retired),
+    }
 }
 
 fn file_counts(m: &Manifest) -> BTreeMap<String, usize> {

@@ -25,6 +25,7 @@ fn small(grace_ms: u64) -> CompactOptions {
         target_bytes: 1 << 30,
         min_parts: 3,
         grace: Duration::from_millis(grace_ms),
+        min_age: Duration::ZERO,
     }
 }
 

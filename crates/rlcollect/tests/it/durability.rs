@@ -227,6 +227,7 @@ proptest! {
                     target_rows: 60,
                     min_parts: 2,
                     grace: Duration::ZERO,
+                    min_age: Duration::ZERO,
                     ..CompactOptions::default()
                 }))
                 .build()

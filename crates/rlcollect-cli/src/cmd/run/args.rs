@@ -99,6 +99,10 @@ pub struct RunArgs {
     /// Compaction: seconds a replaced generation stays for readers that listed it.
     #[arg(long, default_value_t = 30.0)]
     compact_grace_secs: f64,
+    /// Compaction: a part is merged in the background once it is this many
+    /// seconds old (a burst is merged once, at its end).
+    #[arg(long, default_value_t = 30.0)]
+    compact_min_age_secs: f64,
     /// Print a progress line on stderr every 2 s (default: only when stderr is a terminal).
     #[arg(long)]
     progress: bool,
@@ -183,13 +187,22 @@ impl RunArgs {
         if self.compact == OnOff::Off {
             return Ok(None);
         }
-        compact_options(
+        let min_age = self.compact_min_age_secs;
+        if !(min_age >= 0.0 && min_age.is_finite()) {
+            return Err(Error::Config(format!(
+                "--compact-min-age-secs must be 0 or more, got {min_age}"
+            )));
+        }
+        let opts = compact_options(
             self.compact_target_mb,
             self.compact_target_rows,
             self.compact_min_parts,
             self.compact_grace_secs,
-        )
-        .map(Some)
+        )?;
+        Ok(Some(CompactOptions {
+            min_age: Duration::from_secs_f64(min_age),
+            ..opts
+        }))
     }
 }
 
@@ -218,5 +231,6 @@ pub fn compact_options(
         target_rows,
         min_parts,
         grace: Duration::from_secs_f64(grace_secs),
+        ..CompactOptions::default()
     })
 }
