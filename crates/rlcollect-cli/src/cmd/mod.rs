@@ -3,6 +3,7 @@
 pub mod compact;
 pub mod demo;
 pub mod gc;
+pub mod publish;
 pub mod recover;
 pub mod report;
 pub mod run;

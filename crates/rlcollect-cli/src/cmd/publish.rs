@@ -1,0 +1,77 @@
+//! `rlcollect publish RUN --to s3://BUCKET/PREFIX`: a finished run into the
+//! Delta Lake tables that hold every run from every host (crate
+//! `rlcollect-delta`, SPEC §8). Idempotent: run it again after any failure.
+
+use anyhow::{Context, Result};
+use rlcollect_delta::{PublishError, PublishOptions, StreamPublished};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Options of `rlcollect publish`.
+#[derive(clap::Args, Debug)]
+pub struct PublishArgs {
+    /// Run directories to publish (ended runs; default analysis_data/latest).
+    run_dirs: Vec<PathBuf>,
+    /// Where the tables are: s3://BUCKET/PREFIX, or a shared folder.
+    #[arg(long)]
+    to: String,
+    /// An S3-compatible endpoint, e.g. http://localhost:8333 (default:
+    /// $AWS_ENDPOINT_URL, else AWS). Credentials: the usual AWS_* variables.
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// The host name recorded with the files (default: this machine's).
+    #[arg(long)]
+    host: Option<String>,
+}
+
+pub fn publish(args: PublishArgs) -> Result<ExitCode> {
+    let opts = PublishOptions {
+        endpoint: args.s3_endpoint,
+        host: args.host.unwrap_or_else(hostname),
+    };
+    let runs = if args.run_dirs.is_empty() {
+        vec![super::default_run_dir()]
+    } else {
+        args.run_dirs
+    };
+    for run in runs {
+        let started = std::time::Instant::now();
+        let report = rlcollect_delta::publish(&run, &args.to, &opts)
+            .map_err(config_is_usage)
+            .with_context(|| format!("cannot publish {} to {}", run.display(), args.to))?;
+        for (stream, done) in &report {
+            match done {
+                StreamPublished::Added { files, rows, version } => {
+                    println!("{stream:<24} {rows:>10} rows in {files} files -> version {version}")
+                }
+                StreamPublished::AlreadyThere => println!("{stream:<24} already in the table"),
+            }
+        }
+        eprintln!(
+            "rlcollect: published {} in {:.2} s",
+            run.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A bad destination is a usage error (exit code 2), as elsewhere.
+fn config_is_usage(e: PublishError) -> anyhow::Error {
+    match e {
+        PublishError::Config(text) => rlcollect::Error::Config(text).into(),
+        other => other.into(),
+    }
+}
+
+/// This machine's host name (`gethostname`), or `host`.
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(name) if ok && !name.is_empty() => name.to_owned(),
+        _ => "host".to_owned(),
+    }
+}
