@@ -12,7 +12,9 @@ VM hit all of them alike, times:
     parquet, COMPRESSION zstd);
   * rlcollect run --listen with 8 producer processes streaming 1/8 of the
     clean file each into the socket at once;
-and reports min / median / max seconds, MB/s and peak RSS (each contender runs
+and reports min / median / max seconds until the process ended and, for the
+stdin runs, until the run was complete (its final flush, read off the
+manifest; compaction's end-of-run merge comes after), MB/s and peak RSS (each contender runs
 as a child process; RSS is that child's ru_maxrss), the throughput ratios
 against DuckDB (medians), and the peak RSS of a run on 3x the input.
 Run through benches/ingest.sh. BENCH_RECORDS and BENCH_REPEATS override the
@@ -144,10 +146,26 @@ def measure_eight(out, run, src):
     return float(res[0]), float(res[1])
 
 
+def until_complete(run_dir):
+    """Seconds from the run's start to its final flush (every row published,
+    status complete), off its manifest: the end-of-run merge comes after."""
+    from datetime import datetime
+    m = json.load(open(os.path.join(run_dir, "manifest.json")))
+    at = lambda key: datetime.fromisoformat(m[key].replace("Z", "+00:00"))  # noqa: E731
+    return (at("last_checkpoint_at") - at("started_at")).total_seconds()
+
+
+def measure_run(argv, src, run_dir):
+    """measure() of an rlcollect run, plus its time until complete."""
+    secs, rss = measure(argv, src)
+    return secs, rss, until_complete(run_dir)
+
+
 def contenders(work, clean, nan):
     out = os.path.join(work, "out")
-    run = lambda name, extra, src: (lambda k: measure([BIN, "run", "--out", out, "--run", f"{name}{k}",  # noqa: E731
-                                                       "--min-free-mb", "0", *extra], src))
+    run = lambda name, extra, src: (lambda k: measure_run([BIN, "run", "--out", out, "--run", f"{name}{k}",  # noqa: E731
+                                                           "--min-free-mb", "0", *extra], src,
+                                                          os.path.join(out, f"{name}{k}")))
     duck = (f"import duckdb; duckdb.execute(\"COPY (SELECT * FROM read_json_auto('{clean}')) "
             f"TO '{work}/duck.parquet' (FORMAT parquet, COMPRESSION zstd)\")")
     base = {}
@@ -184,6 +202,10 @@ def main():
         medians[name] = med
         print(f"{name:48s} min {min(secs):6.2f}  median {med:6.2f}  max {max(secs):6.2f} s  "
               f"{size_mb / med:7.1f} MB/s  {N / med:11,.0f} rec/s  peak RSS {max(t[1] for t in got):6.1f} MiB")
+        if len(got[0]) > 2:
+            done = [t[2] for t in got]
+            print(f"{'  of which until complete (before the end-of-run merge)':48s} min {min(done):6.2f}  "
+                  f"median {statistics.median(done):6.2f}  max {max(done):6.2f} s")
     duck = medians["duckdb read_json_auto -> parquet (zstd)"]
     for name, med in medians.items():
         if name.startswith(("rlcollect", "baseline")):

@@ -13,12 +13,14 @@
 //!    yet, invisible to readers;
 //! 4. commits one version holding every `add` (and a `metaData` when the
 //!    schema grew) with put-if-absent on `_delta_log/N.json`; losing the
-//!    race to another publisher means reading the log again and retrying.
+//!    race to another publisher means reading the log again and retrying;
+//! 5. every tenth version, writes a Delta checkpoint (`checkpoint.rs`).
 //!
 //! A publish killed anywhere leaves either no commit (the uploads are
 //! orphans, overwritten by the next attempt) or the whole commit: every row
 //! once. Network faults are retried with backoff (`store.rs`).
 
+mod checkpoint;
 mod data_file;
 mod log;
 mod schema;
@@ -156,6 +158,9 @@ impl StreamJob<'_> {
             let actions = self.actions(&snapshot, &adds)?;
             if log::try_commit(self.dest, self.stream, version, &actions).await? {
                 tracing::info!(stream = self.stream, version, rows, "published");
+                if version > 0 && version % checkpoint::EVERY == 0 {
+                    self.checkpoint(version).await;
+                }
                 return Ok(StreamPublished::Added {
                     files: adds.len(),
                     rows,
@@ -172,6 +177,21 @@ impl StreamJob<'_> {
             "{}: gave up after {COMMIT_ATTEMPTS} lost commit races",
             self.stream
         )))
+    }
+
+    /// Writes the checkpoint of `version` (just committed). A failure is
+    /// logged: the JSON commits are all still there.
+    async fn checkpoint(&self, version: u64) {
+        let result = async {
+            let snapshot = log::load(self.dest, self.stream).await?;
+            if snapshot.version != Some(version) {
+                return Ok(()); // others committed meanwhile; one of them checkpoints later
+            }
+            checkpoint::write(self.dest, self.stream, version, &snapshot.state()).await
+        };
+        if let Err(e) = result.await {
+            tracing::warn!(stream = self.stream, version, "no checkpoint written: {e}");
+        }
     }
 
     /// Converts and uploads every file; returns their `add` actions and the rows.

@@ -24,9 +24,22 @@ pub(crate) struct Snapshot {
     pub(crate) metadata: Option<Value>,
     /// Origins (`host/run`) of the files added.
     pub(crate) origins: HashSet<String>,
+    /// The `protocol` action in force.
+    pub(crate) protocol: Option<Value>,
+    /// The live `add` actions (a `remove` takes one out), for checkpoints.
+    pub(crate) adds: Vec<Value>,
 }
 
 impl Snapshot {
+    /// The table's state as checkpoint actions: protocol, metaData, adds.
+    pub(crate) fn state(&self) -> Vec<Value> {
+        let mut actions = Vec::with_capacity(self.adds.len() + 2);
+        actions.extend(self.protocol.iter().map(|p| json!({ "protocol": p })));
+        actions.extend(self.metadata.iter().map(|m| json!({ "metaData": m })));
+        actions.extend(self.adds.iter().map(|a| json!({ "add": a })));
+        actions
+    }
+
     /// The table's schema, if it exists.
     pub(crate) fn schema(&self) -> Result<Option<DeltaSchema>, PublishError> {
         let Some(meta) = &self.metadata else { return Ok(None) };
@@ -47,23 +60,30 @@ fn commit_version(name: &str) -> Option<u64> {
     (digits.len() == 20).then(|| digits.parse().ok()).flatten()
 }
 
-/// Reads table `table` (a folder under the destination's prefix).
+/// Reads table `table` (a folder under the destination's prefix): its
+/// latest checkpoint, if any, then every JSON commit after it.
 pub(crate) async fn load(dest: &Destination, table: &str) -> Result<Snapshot, PublishError> {
     let dir = log_dir(dest, table);
+    let mut snapshot = Snapshot::default();
+    let start = match crate::checkpoint::read_latest(dest, table).await? {
+        Some((version, lines)) => {
+            apply_commit(&mut snapshot, &lines)?;
+            snapshot.version = Some(version);
+            version + 1
+        }
+        None => 0,
+    };
     let listed: Vec<_> = dest.store.list(Some(&dir)).try_collect().await?;
     let mut versions: Vec<u64> = listed
         .iter()
         .filter_map(|m| commit_version(m.location.filename()?))
+        .filter(|&v| v >= start)
         .collect();
     versions.sort_unstable();
-    let mut snapshot = Snapshot::default();
-    if versions.is_empty() {
-        return Ok(snapshot);
-    }
-    if versions[0] != 0 || versions.windows(2).any(|w| w[1] != w[0] + 1) {
+    let contiguous = versions.iter().zip(start..).all(|(&v, want)| v == want);
+    if !contiguous {
         return Err(PublishError::Table(format!(
-            "{}/{table}: the log does not hold every commit from version 0 (it was cleaned up \
-             after a checkpoint?); rlcollect reads only complete JSON logs",
+            "{}/{table}: the log misses a commit after version {start} (cleaned up without a checkpoint?)",
             dest.url
         )));
     }
@@ -89,6 +109,15 @@ fn apply_commit(snapshot: &mut Snapshot, bytes: &[u8]) -> Result<(), PublishErro
             serde_json::from_slice(line).map_err(|e| PublishError::Table(format!("unreadable log line: {e}")))?;
         if let Some(meta) = action.get("metaData") {
             snapshot.metadata = Some(meta.clone());
+        }
+        if let Some(protocol) = action.get("protocol") {
+            snapshot.protocol = Some(protocol.clone());
+        }
+        if let Some(add) = action.get("add") {
+            snapshot.adds.push(add.clone());
+        }
+        if let Some(path) = action.pointer("/remove/path") {
+            snapshot.adds.retain(|a| a.get("path") != Some(path));
         }
         if let Some(origin) = action.pointer(&format!("/add/tags/{}", ORIGIN_TAG.replace('/', "~1"))) {
             snapshot.origins.insert(origin.as_str().unwrap_or_default().to_owned());

@@ -19,9 +19,11 @@ pub(crate) struct Destination {
 }
 
 /// Retries for refused connections, timeouts, 5xx and throttling (429/503
-/// SlowDown): exponential backoff from 100 ms up to 15 s, for at most two
-/// minutes per request. A request still failing after that fails the
-/// publish, which can be run again (it is idempotent).
+/// SlowDown): jittered exponential backoff from 100 ms up to 15 s, for two
+/// minutes per request. The bound is the time, not the count: the jitter
+/// can make a dozen retries last only two seconds, too short for a store
+/// that restarts. A request still failing after that fails the publish,
+/// which can be run again (it is idempotent).
 fn retry() -> RetryConfig {
     RetryConfig {
         backoff: BackoffConfig {
@@ -29,7 +31,7 @@ fn retry() -> RetryConfig {
             max_backoff: Duration::from_secs(15),
             base: 2.0,
         },
-        max_retries: 12,
+        max_retries: 1000,
         retry_timeout: Duration::from_secs(120),
     }
 }

@@ -181,3 +181,48 @@ fn a_run_that_did_not_end_or_a_bad_destination_is_refused() {
     assert!(err.contains("rlcollect recover"), "{err}");
     let _ = RunStatus::Running;
 }
+
+#[test]
+fn every_tenth_version_is_checkpointed_and_the_log_reads_from_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("lake");
+    let to = dest.to_str().unwrap();
+    let runs: Vec<PathBuf> = (0..12)
+        .map(|k| {
+            run(&tmp.path().join(format!("o{k}")), &format!("r{k}"), 5 + k, |i| {
+                format!(r#"{{"stream":"ev","i":{i}}}"#)
+            })
+        })
+        .collect();
+    for (k, r) in runs.iter().enumerate().take(11) {
+        publish(r, to, &opts("h")).unwrap();
+        let _ = k;
+    }
+    let log_dir = dest.join("ev/_delta_log");
+    let last: Value =
+        serde_json::from_str(&std::fs::read_to_string(log_dir.join("_last_checkpoint")).unwrap()).unwrap();
+    assert_eq!(last["version"], 10);
+    assert_eq!(last["size"], 13, "protocol, metaData and 11 adds");
+    assert!(log_dir.join("00000000000000000010.checkpoint.parquet").exists());
+    // The commits up to the checkpoint are cleaned up, as a log retention would:
+    // what the table holds is read from the checkpoint.
+    for v in 0..=10 {
+        std::fs::remove_file(log_dir.join(format!("{v:020}.json"))).unwrap();
+    }
+    assert_eq!(
+        publish(&runs[3], to, &opts("h")).unwrap()["ev"],
+        StreamPublished::AlreadyThere
+    );
+    let last_run = publish(&runs[11], to, &opts("h")).unwrap();
+    assert!(
+        matches!(
+            last_run["ev"],
+            StreamPublished::Added {
+                version: 11,
+                rows: 16,
+                ..
+            }
+        ),
+        "{last_run:?}"
+    );
+}
