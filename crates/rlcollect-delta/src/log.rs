@@ -1,5 +1,5 @@
 //! The Delta transaction log of one table: reading what it holds (latest
-//! version, schema, the runs already in it) and committing one version with
+//! version, schema, the live files and where they came from) and committing one version with
 //! put-if-absent, so concurrent publishers from many hosts need no lock
 //! service: the loser of a race reads the log again and retries.
 
@@ -10,7 +10,7 @@ use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 
 /// The `add` tag naming the host and run a file came from.
 pub(crate) const ORIGIN_TAG: &str = "rlcollect.origin";
@@ -22,12 +22,10 @@ pub(crate) struct Snapshot {
     pub(crate) version: Option<u64>,
     /// The `metaData` action in force.
     pub(crate) metadata: Option<Value>,
-    /// Origins (`host/run`) of the files added.
-    pub(crate) origins: HashSet<String>,
     /// The `protocol` action in force.
     pub(crate) protocol: Option<Value>,
-    /// The live `add` actions (a `remove` takes one out), for checkpoints.
-    pub(crate) adds: Vec<Value>,
+    /// The live `add` actions by path (a `remove` takes one out).
+    pub(crate) adds: BTreeMap<String, Value>,
 }
 
 impl Snapshot {
@@ -36,8 +34,16 @@ impl Snapshot {
         let mut actions = Vec::with_capacity(self.adds.len() + 2);
         actions.extend(self.protocol.iter().map(|p| json!({ "protocol": p })));
         actions.extend(self.metadata.iter().map(|m| json!({ "metaData": m })));
-        actions.extend(self.adds.iter().map(|a| json!({ "add": a })));
+        actions.extend(self.adds.values().map(|a| json!({ "add": a })));
         actions
+    }
+
+    /// The live files that came from `origin` (`host/run`), by path.
+    pub(crate) fn files_of<'a>(&'a self, origin: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
+        self.adds
+            .iter()
+            .filter(move |(_, add)| add.pointer(&origin_pointer()).and_then(Value::as_str) == Some(origin))
+            .map(|(path, add)| (path.as_str(), add))
     }
 
     /// The table's schema, if it exists.
@@ -48,6 +54,11 @@ impl Snapshot {
             .ok_or_else(|| PublishError::Table("metaData without schemaString".into()))?;
         DeltaSchema::parse(text).map(Some)
     }
+}
+
+/// Where the origin tag is in an `add` (a JSON pointer).
+fn origin_pointer() -> String {
+    format!("/tags/{}", ORIGIN_TAG.replace('~', "~0").replace('/', "~1"))
 }
 
 fn log_dir(dest: &Destination, table: &str) -> ObjectPath {
@@ -114,13 +125,11 @@ fn apply_commit(snapshot: &mut Snapshot, bytes: &[u8]) -> Result<(), PublishErro
             snapshot.protocol = Some(protocol.clone());
         }
         if let Some(add) = action.get("add") {
-            snapshot.adds.push(add.clone());
+            let path = add["path"].as_str().unwrap_or_default().to_owned();
+            snapshot.adds.insert(path, add.clone());
         }
-        if let Some(path) = action.pointer("/remove/path") {
-            snapshot.adds.retain(|a| a.get("path") != Some(path));
-        }
-        if let Some(origin) = action.pointer(&format!("/add/tags/{}", ORIGIN_TAG.replace('/', "~1"))) {
-            snapshot.origins.insert(origin.as_str().unwrap_or_default().to_owned());
+        if let Some(path) = action.pointer("/remove/path").and_then(Value::as_str) {
+            snapshot.adds.remove(path);
         }
     }
     Ok(())
@@ -204,7 +213,7 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_follows_metadata_and_origins() {
+    fn a_snapshot_follows_metadata_files_and_their_origins() {
         let mut s = Snapshot::default();
         let schema = crate::schema::evolve(None, &[]).unwrap();
         let mut text = String::new();
@@ -215,8 +224,15 @@ mod tests {
             "{}\n",
             json!({"add": {"path": "x", "tags": {ORIGIN_TAG: "h/r1"}}})
         ));
+        text.push_str(&format!(
+            "{}\n{}\n",
+            json!({"add": {"path": "y", "tags": {ORIGIN_TAG: "h/r1"}}}),
+            json!({"remove": {"path": "x"}})
+        ));
         apply_commit(&mut s, text.as_bytes()).unwrap();
-        assert!(s.origins.contains("h/r1"));
+        let paths: Vec<&str> = s.files_of("h/r1").map(|(p, _)| p).collect();
+        assert_eq!(paths, ["y"]);
+        assert_eq!(s.files_of("h/r2").count(), 0);
         assert_eq!(s.schema().unwrap(), Some(schema));
     }
 }

@@ -78,12 +78,11 @@ pub(crate) fn open(url: &str, endpoint: Option<&str>) -> Result<Destination, Pub
     })
 }
 
-/// Runs `f` to completion on a fresh current-thread runtime (publishing is
-/// a one-off command; nothing else is async).
-pub(crate) fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, PublishError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+/// A current-thread runtime for the store's async calls: a publish, or a
+/// live sync's thread, runs one; nothing else in rlcollect is async.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, PublishError> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| PublishError::Config(format!("cannot start the I/O runtime: {e}")))?;
-    Ok(runtime.block_on(f))
+        .map_err(|e| PublishError::Config(format!("cannot start the I/O runtime: {e}")))
 }

@@ -75,7 +75,7 @@ fn runs_of_two_hosts_share_one_table_once_each_and_again_is_a_no_op() {
     assert!(
         matches!(
             first["ev"],
-            StreamPublished::Added {
+            StreamPublished::Committed {
                 rows: 50,
                 version: 0,
                 ..
@@ -87,7 +87,7 @@ fn runs_of_two_hosts_share_one_table_once_each_and_again_is_a_no_op() {
     assert!(
         matches!(
             second["ev"],
-            StreamPublished::Added {
+            StreamPublished::Committed {
                 rows: 30,
                 version: 1,
                 ..
@@ -97,7 +97,7 @@ fn runs_of_two_hosts_share_one_table_once_each_and_again_is_a_no_op() {
     );
     assert_eq!(
         publish(&a, to, &opts("hostA")).unwrap()["ev"],
-        StreamPublished::AlreadyThere
+        StreamPublished::UpToDate
     );
     let table = dest.join("ev");
     assert_eq!(log(&table).len(), 2, "the no-op committed nothing");
@@ -211,13 +211,13 @@ fn every_tenth_version_is_checkpointed_and_the_log_reads_from_it() {
     }
     assert_eq!(
         publish(&runs[3], to, &opts("h")).unwrap()["ev"],
-        StreamPublished::AlreadyThere
+        StreamPublished::UpToDate
     );
     let last_run = publish(&runs[11], to, &opts("h")).unwrap();
     assert!(
         matches!(
             last_run["ev"],
-            StreamPublished::Added {
+            StreamPublished::Committed {
                 version: 11,
                 rows: 16,
                 ..

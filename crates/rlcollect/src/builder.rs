@@ -210,6 +210,15 @@ impl CollectorBuilder {
     }
 
     fn validate(&self) -> Result<(), Error> {
+        let out = self.out_dir.to_string_lossy();
+        if out.contains("://") && !out.starts_with("file://") {
+            // The core has no network code: object stores are the
+            // rlcollect-delta crate's (a local run plus a sync thread).
+            return Err(Error::Config(format!(
+                "{out} is not a local folder: for object storage use rlcollect_delta::RemoteCollector::builder({out:?}) \
+                 (or `rlcollect run --out {out}`)"
+            )));
+        }
         if self.channel_capacity == 0 {
             return Err(Error::Config("channel capacity must be at least 1".into()));
         }

@@ -43,3 +43,16 @@ pub fn thousands(n: u64) -> String {
     }
     out
 }
+
+/// This machine's host name (`gethostname`), or `host`: it names the files a
+/// host adds to a shared Delta table.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(name) if ok && !name.is_empty() => name.to_owned(),
+        _ => "host".to_owned(),
+    }
+}

@@ -27,7 +27,7 @@ pub struct PublishArgs {
 pub fn publish(args: PublishArgs) -> Result<ExitCode> {
     let opts = PublishOptions {
         endpoint: args.s3_endpoint,
-        host: args.host.unwrap_or_else(hostname),
+        host: args.host.unwrap_or_else(super::hostname),
     };
     let runs = if args.run_dirs.is_empty() {
         vec![super::default_run_dir()]
@@ -41,10 +41,13 @@ pub fn publish(args: PublishArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot publish {} to {}", run.display(), args.to))?;
         for (stream, done) in &report {
             match done {
-                StreamPublished::Added { files, rows, version } => {
-                    println!("{stream:<24} {rows:>10} rows in {files} files -> version {version}")
-                }
-                StreamPublished::AlreadyThere => println!("{stream:<24} already in the table"),
+                StreamPublished::Committed {
+                    added,
+                    removed,
+                    rows,
+                    version,
+                } => println!("{stream:<24} {rows:>10} rows in {added} files (removed {removed}) -> version {version}"),
+                StreamPublished::UpToDate => println!("{stream:<24} already in the table"),
             }
         }
         eprintln!(
@@ -61,17 +64,5 @@ fn config_is_usage(e: PublishError) -> anyhow::Error {
     match e {
         PublishError::Config(text) => rlcollect::Error::Config(text).into(),
         other => other.into(),
-    }
-}
-
-/// This machine's host name (`gethostname`), or `host`.
-fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    match std::str::from_utf8(&buf[..end]) {
-        Ok(name) if ok && !name.is_empty() => name.to_owned(),
-        _ => "host".to_owned(),
     }
 }

@@ -3,6 +3,7 @@
 
 use rlcollect::ingest::ReaderOptions;
 use rlcollect::{Collector, CollectorBuilder, CompactOptions, Error, Format, WalOptions};
+use rlcollect_delta::PublishOptions;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -40,9 +41,28 @@ pub enum OnOff {
 /// Options of `rlcollect run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// Output root; the run directory is OUT/RUN.
+    /// Output root; the run directory is OUT/RUN. Or s3://BUCKET/PREFIX:
+    /// the run stays durable in --state-dir and its parts land in the Delta
+    /// tables there after each checkpoint (SPEC §8).
     #[arg(long, default_value = "analysis_data")]
-    out: PathBuf,
+    out: String,
+    /// With --out s3://...: the local output root (log, parts, manifest).
+    /// Default: $RLCOLLECT_STATE_DIR, else $XDG_STATE_HOME/rlcollect, else
+    /// ~/.local/state/rlcollect.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// With --out s3://...: an S3-compatible endpoint, e.g.
+    /// http://localhost:8333 (default: $AWS_ENDPOINT_URL, else AWS).
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// With --out s3://...: the host name recorded with the files (default: this machine's).
+    #[arg(long)]
+    host: Option<String>,
+    /// With --out s3://...: at the end, keep retrying the last upload this
+    /// many seconds before giving up (the run stays in --state-dir for
+    /// `rlcollect publish`).
+    #[arg(long, default_value_t = 600.0)]
+    upload_timeout_secs: f64,
     /// Run id (directory name). Default: the UTC start time, e.g. 20261122T101500Z.
     #[arg(long)]
     run: Option<String>,
@@ -120,6 +140,18 @@ pub struct RunSettings {
     pub reader: ReaderOptions,
     /// Print progress lines.
     pub progress: bool,
+    /// Where the run is shipped live, if `--out` is an object store.
+    pub remote: Option<Remote>,
+}
+
+/// A live run's destination (`--out s3://...`).
+pub struct Remote {
+    /// `s3://BUCKET/PREFIX`.
+    pub dest: String,
+    /// Endpoint and host.
+    pub opts: PublishOptions,
+    /// How long the final upload is retried.
+    pub within: Duration,
 }
 
 impl RunArgs {
@@ -147,7 +179,8 @@ impl RunArgs {
             FormatArg::Csv => Format::Csv,
             FormatArg::Both => Format::Both,
         };
-        let mut collector = Collector::builder(&self.out)
+        let (local_out, remote) = self.destination()?;
+        let mut collector = Collector::builder(local_out)
             .every_candles(self.every_candles)
             .every(Duration::from_secs_f64(self.every_secs))
             .max_buffered_rows(self.max_buffered_rows)
@@ -177,7 +210,42 @@ impl RunArgs {
                 ..ReaderOptions::default()
             },
             progress: self.progress,
+            remote,
         })
+    }
+}
+
+impl RunArgs {
+    /// The local output root, and the object store when `--out` is one.
+    fn destination(&self) -> Result<(PathBuf, Option<Remote>), Error> {
+        let remote_only = self.state_dir.is_some() || self.s3_endpoint.is_some() || self.host.is_some();
+        if !self.out.starts_with("s3://") {
+            if remote_only {
+                return Err(Error::Config(
+                    "--state-dir, --s3-endpoint and --host go with --out s3://BUCKET/PREFIX".into(),
+                ));
+            }
+            return Ok((PathBuf::from(&self.out), None));
+        }
+        let within = self.upload_timeout_secs;
+        if !(within >= 0.0 && within.is_finite()) {
+            return Err(Error::Config(format!(
+                "--upload-timeout-secs must be 0 or more, got {within}"
+            )));
+        }
+        let remote = Remote {
+            dest: self.out.clone(),
+            opts: PublishOptions {
+                endpoint: self.s3_endpoint.clone(),
+                host: self.host.clone().unwrap_or_else(crate::cmd::hostname),
+            },
+            within: Duration::from_secs_f64(within),
+        };
+        let state = self
+            .state_dir
+            .clone()
+            .unwrap_or_else(rlcollect_delta::default_state_dir);
+        Ok((state, Some(remote)))
     }
 }
 

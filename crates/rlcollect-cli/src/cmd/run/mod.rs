@@ -39,6 +39,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let settings = args.into_settings()?;
     let collector = settings.collector.clone().build().context("cannot start the run")?;
     tracing::info!(run_dir = %collector.run_dir().display(), "collecting");
+    let sync = match &settings.remote {
+        Some(remote) => Some(
+            rlcollect_delta::LiveSync::start(collector.run_dir(), &remote.dest, &remote.opts, SYNC_EVERY)
+                .with_context(|| format!("cannot ship the run to {}", remote.dest))?,
+        ),
+        None => None,
+    };
     // Records a client spooled while an earlier sidecar of this run was gone.
     ingest_spools(&collector.handle(), collector.run(), ReaderOptions::default()).context("ingesting spool files")?;
 
@@ -83,9 +90,41 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     if let Err(e) = ingest_spools(&collector.handle(), collector.run(), ReaderOptions::default()) {
         tracing::error!("cannot ingest spool files at the end of the run (they stay for the next run): {e:#}");
     }
+    let run_dir = collector.run_dir().to_owned();
     let result = finish(collector, status);
     drop(flushed_tx);
-    result
+    match (sync, &settings.remote) {
+        (Some(sync), Some(remote)) if result.is_ok() => {
+            ship_the_rest(sync, remote, &run_dir).map(|()| ExitCode::SUCCESS)
+        }
+        _ => result,
+    }
+}
+
+/// With `--out s3://...`: how often the sync thread looks for new parts.
+const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// After the final flush: the last upload and commit, retried for
+/// `--upload-timeout-secs`. A failure leaves every row in the local run.
+fn ship_the_rest(sync: rlcollect_delta::LiveSync, remote: &args::Remote, run_dir: &std::path::Path) -> Result<()> {
+    let started = std::time::Instant::now();
+    let shipped = sync.finish(remote.within).with_context(|| {
+        format!(
+            "the run ended but its last parts are not in {} (every row is in {}: \
+             `rlcollect publish {} --to {}` ships them)",
+            remote.dest,
+            run_dir.display(),
+            run_dir.display(),
+            remote.dest
+        )
+    })?;
+    tracing::info!(
+        dest = %remote.dest,
+        streams = shipped.len(),
+        secs = started.elapsed().as_secs_f64(),
+        "shipped"
+    );
+    Ok(())
 }
 
 /// How long a sidecar whose only producers were adopted rings waits, once
