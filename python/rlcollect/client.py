@@ -57,6 +57,16 @@ def default_run_id() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
+def default_state_dir() -> Path:
+    """Where runs shipped to an object store keep their local state (the
+    same rule as the binary's ``--state-dir`` default)."""
+    if os.environ.get("RLCOLLECT_STATE_DIR"):
+        return Path(os.environ["RLCOLLECT_STATE_DIR"])
+    if os.environ.get("XDG_STATE_HOME"):
+        return Path(os.environ["XDG_STATE_HOME"]) / "rlcollect"
+    return Path.home() / ".local" / "state" / "rlcollect"
+
+
 def _default_source() -> str:
     return f"{Path(sys.argv[0] or 'python').name}-{os.getpid()}"
 
@@ -70,6 +80,15 @@ class Collector:
     the sidecar listening there (``rlcollect run --listen PATH``), which
     names its run directory: the ring and the spool file go there, whatever
     ``out`` and ``run`` say. ``source`` names this producer.
+
+    ``out="s3://BUCKET/PREFIX"`` ships the run, live, into the Delta Lake
+    tables there (docs/SPEC.md §8): the sidecar keeps the run durable in
+    ``state_dir`` (default ``$RLCOLLECT_STATE_DIR``, else
+    ``$XDG_STATE_HOME/rlcollect``, else ``~/.local/state/rlcollect``) and
+    uploads each checkpoint's parts. ``s3_endpoint`` (else
+    ``AWS_ENDPOINT_URL``) selects an S3-compatible store, ``host`` names
+    this machine's files; credentials come from the usual ``AWS_*``
+    variables.
 
     ``transport``: ``"ring"`` (default, env ``RLCOLLECT_TRANSPORT``) or
     ``"buffered"``. ``ring_bytes``: the ring's capacity (a power of two,
@@ -93,8 +112,17 @@ class Collector:
         transport: Optional[str] = None,
         ring_bytes: Optional[int] = None,
         ring_wait_secs: float = 30.0,
+        state_dir: Optional[str] = None,
+        s3_endpoint: Optional[str] = None,
+        host: Optional[str] = None,
     ) -> None:
-        self.out = Path(out)
+        # An object store is the sidecar's --out; the run itself is local.
+        self.dest = str(out) if str(out).startswith("s3://") else None
+        self.out = Path(state_dir) if self.dest and state_dir else default_state_dir() if self.dest else Path(out)
+        remote = ()
+        if self.dest:
+            remote = ("--state-dir", str(self.out), *(("--s3-endpoint", s3_endpoint) if s3_endpoint else ()),
+                      *(("--host", host) if host else ()))
         self.run = run or os.environ.get("RLCOLLECT_RUN") or default_run_id()
         # Processes this one starts later (hyperopt, SubprocVecEnv workers)
         # inherit the run and join it.
@@ -110,7 +138,7 @@ class Collector:
         self.source = source or _default_source()
         self._socket = socket
         self._spawn_args = ("--every-candles", str(every_candles), "--every-secs", str(every_secs),
-                            "--format", fmt, *extra_args)
+                            "--format", fmt, *remote, *extra_args)
         self._flush_secs = flush_secs
         self._lock = threading.Lock()
         self._closed = False
@@ -146,7 +174,7 @@ class Collector:
                 self._ready = not self._spilled
                 return
         else:
-            self._link = join_or_spawn(self.out, self.run, self.run_dir, self._spawn_args)
+            self._link = join_or_spawn(self.dest or self.out, self.run, self.run_dir, self._spawn_args)
         announced = False
         if self.transport == "ring":
             announced = self._open_ring()

@@ -7,13 +7,19 @@ meanwhile leaves them in place for its grace (30 s), so every row is read
 exactly once. Parts of one stream can differ in schema (a new field starts a new part); each
 part is cast to the stream's widest schema from the manifest and the parts are
 unioned by column name.
+
+``load("s3://BUCKET/PREFIX", run=...)`` reads the Delta Lake tables a live
+run or ``rlcollect publish`` wrote (docs/SPEC.md §8) through polars
+``scan_delta`` (which needs the ``deltalake`` package).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
-from typing import Dict, List, Union
+from typing import Dict, List, Optional, Union
 
 PathLike = Union[str, Path]
 
@@ -67,8 +73,17 @@ def files(run_dir: PathLike = "analysis_data/latest", stream: str = "trades", fm
     return [str(_file_path(run, entry, f)) for f in entry["files"] if f["format"] == fmt]
 
 
-def load(run_dir: PathLike = "analysis_data/latest") -> Dict[str, "polars.LazyFrame"]:  # noqa: F821
-    """``{stream: polars.LazyFrame}`` for every stream of the run."""
+def load(run_dir: PathLike = "analysis_data/latest", *, run: Optional[str] = None,
+         storage_options: Optional[Dict[str, str]] = None) -> Dict[str, "polars.LazyFrame"]:  # noqa: F821
+    """``{stream: polars.LazyFrame}`` for every stream of the run.
+
+    ``run_dir`` may be ``s3://BUCKET/PREFIX``: the Delta tables there, every
+    run of every host (column ``run_id``), or only ``run``. The store is
+    found as the binary finds it (``AWS_ENDPOINT_URL``, ``AWS_*`` keys)
+    unless ``storage_options`` says otherwise.
+    """
+    if str(run_dir).startswith("s3://"):
+        return _load_delta(str(run_dir), run, storage_options)
     # A manifest read just before a compaction committed can name a generation
     # whose grace ran out before its files were opened (a very slow reader):
     # read the manifest again, which names the files that are there now.
@@ -79,6 +94,35 @@ def load(run_dir: PathLike = "analysis_data/latest") -> Dict[str, "polars.LazyFr
             if attempt == 4:
                 raise
     raise AssertionError("unreachable")
+
+
+def delta_storage_options() -> Dict[str, str]:
+    """The ``storage_options`` for polars/deltalake from the same ``AWS_*``
+    variables the binary reads (plain-HTTP endpoints allowed, region
+    ``us-east-1`` unless one is set)."""
+    names = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION")
+    opts = {k: os.environ[k] for k in names if os.environ.get(k)}
+    opts.setdefault("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    if opts.get("AWS_ENDPOINT_URL", "").startswith("http://"):
+        opts["AWS_ALLOW_HTTP"] = "true"
+    return opts
+
+
+def _load_delta(dest: str, run: Optional[str], storage_options: Optional[Dict[str, str]]):
+    import polars as pl
+
+    from .transport import find_binary
+
+    opts = storage_options if storage_options is not None else delta_storage_options()
+    env = dict(os.environ, **{k: v for k, v in opts.items() if k.startswith("AWS_")})
+    listed = subprocess.run([find_binary(), "tables", dest], env=env, capture_output=True, text=True)
+    if listed.returncode != 0:
+        raise RuntimeError(f"cannot list the tables in {dest}: {listed.stderr.strip()}")
+    frames = {}
+    for stream in listed.stdout.split():
+        frame = pl.scan_delta(f"{dest.rstrip('/')}/{stream}", storage_options=opts)
+        frames[stream] = frame.filter(pl.col("run_id") == run) if run is not None else frame
+    return frames
 
 
 def _load(run_dir: Path) -> Dict[str, "polars.LazyFrame"]:  # noqa: F821

@@ -97,7 +97,7 @@ def connect(path: str) -> Optional[_socket.socket]:
         return None
 
 
-def spawn(sock_path: str, out: Path, run: str, args: tuple) -> "Link":
+def spawn(sock_path: str, out: "str | Path", run: str, args: tuple) -> "Link":
     """Starts ``rlcollect run --listen`` for the run and returns the first
     connection that succeeds, kept as this client's own: with
     ``--exit-when-idle`` a probe that connected and closed could end the run.
@@ -136,7 +136,7 @@ def _start(cmd: list, sock_path: str) -> Optional["Link"]:
         time.sleep(0.02)
 
 
-def join_or_spawn(out: Path, run: str, run_dir: Path, args: tuple) -> "Link":
+def join_or_spawn(out: "str | Path", run: str, run_dir: Path, args: tuple) -> "Link":
     """The run's sidecar: joins the one listening on the well-known socket,
     or starts one. Under the run's spawn lock, so exactly one process spawns."""
     sock_path = socket_path(run_dir)

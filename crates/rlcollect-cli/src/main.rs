@@ -39,6 +39,8 @@ enum Command {
     Compact(cmd::compact::CompactArgs),
     /// Publish ended runs as Delta Lake tables on S3 (or a shared folder), one table per stream.
     Publish(cmd::publish::PublishArgs),
+    /// List the Delta tables (streams) under s3://BUCKET/PREFIX or a folder, one per line.
+    Tables(cmd::publish::TablesArgs),
     /// Retention: remove whole finished runs under OUT (--keep-last N or --older-than 7d).
     Gc(cmd::gc::GcArgs),
     /// Show a run's state from its manifest.json.
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Recover(args) => cmd::recover::recover(args),
         Command::Compact(args) => cmd::compact::compact(args),
         Command::Publish(args) => cmd::publish::publish(args),
+        Command::Tables(args) => cmd::publish::tables(args),
         Command::Gc(args) => cmd::gc::gc(args),
         Command::Status(args) => cmd::status::status(args),
         Command::Summary(args) => cmd::summary::summary(args),

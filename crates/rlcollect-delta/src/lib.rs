@@ -117,6 +117,13 @@ pub fn publish(
     Ok(report)
 }
 
+/// The Delta tables directly under `dest` (folders holding a
+/// `_delta_log/`), sorted: one per stream.
+pub fn tables(dest: &str, endpoint: Option<&str>) -> Result<Vec<String>, PublishError> {
+    let dest = store::open(dest, endpoint)?;
+    store::runtime()?.block_on(log::tables(&dest))
+}
+
 /// Makes `stream`'s table match its manifest `entry`; `None` when the
 /// stream has no Parquet file to ship.
 async fn sync_stream(

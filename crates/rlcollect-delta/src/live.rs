@@ -50,12 +50,26 @@ impl Link {
                     report.extend(done.map(|d| (stream.clone(), d)));
                 }
                 Err(e) => {
-                    tracing::warn!(stream, "upload failed (retried at the next round): {e}");
+                    if self.files_moved(stream, &files) {
+                        // Compaction replaced the files this manifest named.
+                        tracing::debug!(stream, "files moved while shipping them; next round: {e}");
+                    } else {
+                        tracing::warn!(stream, "upload failed (retried at the next round): {e}");
+                    }
                     failed = Some(e);
                 }
             }
         }
         failed.map_or(Ok(report), Err)
+    }
+}
+
+impl Link {
+    /// Whether the manifest lists other files for `stream` than `files` now.
+    fn files_moved(&self, stream: &str, files: &[String]) -> bool {
+        self.run
+            .load_manifest()
+            .is_ok_and(|m| m.streams.contains_key(stream) && fingerprint(&m, stream) != files)
     }
 }
 

@@ -135,6 +135,21 @@ fn apply_commit(snapshot: &mut Snapshot, bytes: &[u8]) -> Result<(), PublishErro
     Ok(())
 }
 
+/// The tables directly under the destination's prefix, sorted.
+pub(crate) async fn tables(dest: &Destination) -> Result<Vec<String>, PublishError> {
+    let mut names = Vec::new();
+    let folders = dest.store.list_with_delimiter(Some(&dest.prefix)).await?;
+    for folder in folders.common_prefixes {
+        let Some(name) = folder.filename().map(str::to_owned) else { continue };
+        let log = folder.join("_delta_log");
+        if !dest.store.list_with_delimiter(Some(&log)).await?.objects.is_empty() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
 /// The actions that create a table (version 0) with `schema`.
 pub(crate) fn create_actions(schema: &DeltaSchema, now_ms: i64) -> Vec<Value> {
     vec![

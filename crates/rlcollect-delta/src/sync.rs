@@ -22,6 +22,7 @@ use rlcollect::StreamEntry;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// How commits that lose a race are retried before giving up.
 const COMMIT_ATTEMPTS: usize = 50;
@@ -56,20 +57,33 @@ impl StreamSync<'_> {
     /// Uploads what is missing and commits; `UpToDate` when the table
     /// already matches the manifest.
     pub(crate) async fn run(&self) -> Result<StreamPublished, PublishError> {
+        let started = Instant::now();
         let mut snapshot = log::load(self.dest, self.stream).await?;
+        let loaded = started.elapsed();
         let plan = self.plan(&snapshot);
         if plan.upload.is_empty() && plan.remove.is_empty() {
             return Ok(StreamPublished::UpToDate);
         }
         let table_schema = schema::evolve(snapshot.schema()?.as_ref(), &self.entry.schema)?;
         let mut adds = self.upload(&plan.upload, &table_schema).await?;
+        let uploaded = started.elapsed();
         let mut remove = plan.remove;
         for _ in 0..COMMIT_ATTEMPTS {
             let version = snapshot.version.map_or(0, |v| v + 1);
             let actions = self.actions(&snapshot, &adds, &remove)?;
+            let committing = Instant::now();
             if log::try_commit(self.dest, self.stream, version, &actions).await? {
                 let rows = adds.iter().map(|a| rows_of(&a["add"])).sum();
                 tracing::info!(stream = self.stream, version, rows, removed = remove.len(), "committed");
+                // benches/s3.sh reads these: where a sync's time goes.
+                tracing::debug!(
+                    stream = self.stream,
+                    load_ms = loaded.as_secs_f64() * 1e3,
+                    upload_ms = (uploaded - loaded).as_secs_f64() * 1e3,
+                    commit_ms = committing.elapsed().as_secs_f64() * 1e3,
+                    bytes = adds.iter().filter_map(|a| a["add"]["size"].as_u64()).sum::<u64>(),
+                    "sync timing"
+                );
                 if version > 0 && version % checkpoint::EVERY == 0 {
                     self.checkpoint(version).await;
                 }

@@ -59,6 +59,27 @@ pub fn publish(args: PublishArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Options of `rlcollect tables`.
+#[derive(clap::Args, Debug)]
+pub struct TablesArgs {
+    /// s3://BUCKET/PREFIX, or a shared folder.
+    dest: String,
+    /// An S3-compatible endpoint (default: $AWS_ENDPOINT_URL, else AWS).
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+}
+
+/// Prints the tables under a destination (what `rlcollect.load("s3://...")` reads).
+pub fn tables(args: TablesArgs) -> Result<ExitCode> {
+    let names = rlcollect_delta::tables(&args.dest, args.s3_endpoint.as_deref())
+        .map_err(config_is_usage)
+        .with_context(|| format!("cannot list the tables in {}", args.dest))?;
+    for name in names {
+        println!("{name}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// A bad destination is a usage error (exit code 2), as elsewhere.
 fn config_is_usage(e: PublishError) -> anyhow::Error {
     match e {

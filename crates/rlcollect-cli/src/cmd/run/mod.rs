@@ -91,14 +91,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         tracing::error!("cannot ingest spool files at the end of the run (they stay for the next run): {e:#}");
     }
     let run_dir = collector.run_dir().to_owned();
-    let result = finish(collector, status);
+    let result = match (finish(collector, status), sync, &settings.remote) {
+        (Ok(_), Some(sync), Some(remote)) => ship_the_rest(sync, remote, &run_dir).map(|()| ExitCode::SUCCESS),
+        (result, ..) => result,
+    };
+    // A producer whose bye ended the run learns now that its rows are
+    // stored (and, with --out s3://..., in the tables).
     drop(flushed_tx);
-    match (sync, &settings.remote) {
-        (Some(sync), Some(remote)) if result.is_ok() => {
-            ship_the_rest(sync, remote, &run_dir).map(|()| ExitCode::SUCCESS)
-        }
-        _ => result,
-    }
+    result
 }
 
 /// With `--out s3://...`: how often the sync thread looks for new parts.
