@@ -52,9 +52,19 @@ fi
 "$FT_VENV/bin/python" "${PIP[@]}" freqtrade lightgbm scikit-learn datasieve xgboost-cpu optuna cmaes filelock
 "$FT_VENV/bin/python" "${PIP[@]}" --force-reinstall --no-deps "$WHEEL"
 
+# DuckDB's delta extension, to read the Delta tables with DuckDB itself: the
+# extension is built for one DuckDB version, so its own venv with both pinned
+# (PyPI ships the extensions as packages: no download from extensions.duckdb.org).
+DUCK_VENV="${RLCOLLECT_DUCKDB_VENV:-$HOME/.cache/rlcollect-duckdb-delta-venv}"
+if [ ! -x "$DUCK_VENV/bin/python" ]; then
+  python3 -m venv "$DUCK_VENV"
+fi
+"$DUCK_VENV/bin/python" "${PIP[@]}" duckdb==1.5.5 duckdb-extension-delta==1.5.5 duckdb-extension-httpfs==1.5.5 pytz
+
 # The client tests run the debug binary (debug assertions on); the packaging
 # test runs the installed one.
 # The report test's screenshots stay in $CARGO_TARGET_DIR/report-shots to look at.
 RLCOLLECT_BIN="$CARGO_TARGET_DIR/debug/rlcollect" FREQTRADE_PYTHON="$FT_VENV/bin/python" \
+  RLCOLLECT_DUCKDB_DELTA_PYTHON="$DUCK_VENV/bin/python" \
   RLCOLLECT_FRESH_VENV="$FRESH" RLCOLLECT_REPORT_SHOTS="$CARGO_TARGET_DIR/report-shots" \
   "$VENV/bin/python" -m pytest -q tests/python

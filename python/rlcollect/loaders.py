@@ -97,15 +97,47 @@ def load(run_dir: PathLike = "analysis_data/latest", *, run: Optional[str] = Non
 
 
 def delta_storage_options() -> Dict[str, str]:
-    """The ``storage_options`` for polars/deltalake from the same ``AWS_*``
-    variables the binary reads (plain-HTTP endpoints allowed, region
-    ``us-east-1`` unless one is set)."""
-    names = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION")
-    opts = {k: os.environ[k] for k in names if os.environ.get(k)}
-    opts.setdefault("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    """The ``storage_options`` for polars/deltalake, found as the binary
+    finds them: the ``AWS_*`` variables, else the profile ``$AWS_PROFILE``
+    (or ``default``) of ``~/.aws/credentials`` and ``~/.aws/config``
+    (plain-HTTP endpoints allowed, region ``us-east-1`` unless one is set)."""
+    profile = _aws_profile()
+    names = {"AWS_ENDPOINT_URL": "endpoint_url", "AWS_ACCESS_KEY_ID": "aws_access_key_id",
+             "AWS_SECRET_ACCESS_KEY": "aws_secret_access_key", "AWS_SESSION_TOKEN": "aws_session_token",
+             "AWS_REGION": "region"}
+    keys_from_env = bool(os.environ.get("AWS_ACCESS_KEY_ID"))
+    opts = {}
+    for var, key in names.items():
+        from_profile = key == "region" or key == "endpoint_url" or not keys_from_env
+        value = os.environ.get(var) or (profile.get(key) if from_profile else None)
+        if value:
+            opts[var] = value
+    opts.setdefault("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
     if opts.get("AWS_ENDPOINT_URL", "").startswith("http://"):
         opts["AWS_ALLOW_HTTP"] = "true"
     return opts
+
+
+def _aws_profile() -> Dict[str, str]:
+    """The settings of ``$AWS_PROFILE`` (or ``default``) from the AWS shared files."""
+    import configparser
+
+    name = os.environ.get("AWS_PROFILE", "default")
+    home = Path.home()
+    out: Dict[str, str] = {}
+    files = ((os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or home / ".aws" / "credentials", name),
+             (os.environ.get("AWS_CONFIG_FILE") or home / ".aws" / "config",
+              name if name == "default" else f"profile {name}"))
+    for path, section in files:
+        parser = configparser.ConfigParser()
+        try:
+            parser.read(path)
+        except configparser.Error:
+            continue
+        if parser.has_section(section):
+            for k, v in parser.items(section):
+                out.setdefault(k, v)
+    return out
 
 
 def _load_delta(dest: str, run: Optional[str], storage_options: Optional[Dict[str, str]]):

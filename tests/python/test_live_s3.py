@@ -9,11 +9,15 @@ directory and ships every checkpoint's parts while it runs.
 * the store stopped mid-run and started again: nothing lost, nothing twice;
 * a sidecar SIGKILLed at random moments (mid-upload, mid-commit) and
   restarted on the same run: the table equals the local run, each row once;
-* the Python client with ``out="s3://..."``.
+* the Python client with ``out="s3://..."``;
+* DuckDB's own ``delta`` extension reads the tables (in its own venv,
+  RLCOLLECT_DUCKDB_DELTA_PYTHON: the extension is pinned to a DuckDB
+  version, from PyPI's ``duckdb-extension-delta``).
 
 The binary comes from RLCOLLECT_BIN.
 """
 
+import json
 import os
 import random
 import signal
@@ -180,3 +184,58 @@ def test_the_python_client_ships_a_run_to_the_store(store, tmp_path, monkeypatch
     assert (tmp_path / "state" / "c1" / "manifest.json").exists(), "the run is local"
     df = rlcollect.load("s3://lake/client", run="c1")["model_decisions"].collect()
     assert sorted(df["step"].to_list()) == list(range(500))
+
+
+DUCKDB_READ = """
+import duckdb, json, os, sys
+import duckdb_extension_delta, duckdb_extension_httpfs
+def ext(module, name):
+    folder = os.path.join(os.path.dirname(module.__file__), "extensions", "v" + duckdb.__version__)
+    return os.path.join(folder, name + ".duckdb_extension")
+con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
+con.execute(f"LOAD '{ext(duckdb_extension_httpfs, 'httpfs')}'")
+con.execute(f"LOAD '{ext(duckdb_extension_delta, 'delta')}'")
+endpoint, key, secret, uri = sys.argv[1:]
+con.execute(f\"CREATE SECRET (TYPE s3, KEY_ID '{key}', SECRET '{secret}', ENDPOINT '{endpoint}', \"
+            f\"URL_STYLE 'path', USE_SSL false, REGION 'us-east-1')\")
+rows = con.sql(f"SELECT run_id, host, step FROM delta_scan('{uri}')").fetchall()
+print(json.dumps(rows))
+"""
+
+
+def test_duckdb_delta_extension_reads_a_live_table(store, tmp_path):
+    python = os.environ.get("RLCOLLECT_DUCKDB_DELTA_PYTHON")
+    if not python:
+        pytest.skip("RLCOLLECT_DUCKDB_DELTA_PYTHON (tests/run_all.sh makes that venv) is not set")
+    for host, run in (("h0", "a"), ("h1", "a"), ("h2", "b")):
+        p = sidecar(store, tmp_path / f"state-{host}", host, run, prefix="duck")
+        p.communicate(lines(host, 0, 700))
+        assert p.returncode == 0
+    endpoint = store.endpoint.removeprefix("http://")
+    out = subprocess.run([python, "-c", DUCKDB_READ, endpoint, KEY, SECRET, "s3://lake/duck/model_decisions"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = json.loads(out.stdout)
+    assert sorted(map(tuple, rows)) == sorted((run, host, i) for host, run in (("h0", "a"), ("h1", "a"), ("h2", "b"))
+                                              for i in range(700))
+
+
+def test_credentials_and_endpoint_from_an_aws_profile(store, tmp_path, monkeypatch):
+    """No AWS_* keys: the binary and rlcollect.load read `aws configure`'s files."""
+    (tmp_path / "credentials").write_text(f"[default]\naws_access_key_id = wrong\n\n[lab]\n"
+                                          f"aws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n")
+    (tmp_path / "config").write_text(f"[profile lab]\nregion = us-east-1\nendpoint_url = {store.endpoint}\n")
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_PROFILE", "lab")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    cmd = [BIN, "run", "--out", "s3://lake/profile", "--state-dir", str(tmp_path / "state"), "--run", "p",
+           "--host", "h", "--min-free-mb", "0"]
+    done = subprocess.run(cmd, input=lines("h", 0, 300), capture_output=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    import rlcollect
+
+    df = rlcollect.load("s3://lake/profile", run="p")["model_decisions"].collect()
+    assert sorted(df["step"].to_list()) == list(range(300))

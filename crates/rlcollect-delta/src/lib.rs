@@ -25,6 +25,7 @@
 //! only what is left, so every row lands once. Network faults are retried
 //! with backoff (`store.rs`).
 
+mod aws_profile;
 mod checkpoint;
 mod data_file;
 mod live;

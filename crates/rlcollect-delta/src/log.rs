@@ -140,7 +140,9 @@ pub(crate) async fn tables(dest: &Destination) -> Result<Vec<String>, PublishErr
     let mut names = Vec::new();
     let folders = dest.store.list_with_delimiter(Some(&dest.prefix)).await?;
     for folder in folders.common_prefixes {
-        let Some(name) = folder.filename().map(str::to_owned) else { continue };
+        let Some(name) = folder.filename().map(str::to_owned) else {
+            continue;
+        };
         let log = folder.join("_delta_log");
         if !dest.store.list_with_delimiter(Some(&log)).await?.objects.is_empty() {
             names.push(name);

@@ -2,6 +2,7 @@
 //! folder, opened as an [`ObjectStore`] with retries, and the one
 //! current-thread runtime its async calls run on.
 
+use crate::aws_profile::Profile;
 use crate::PublishError;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
@@ -37,8 +38,9 @@ fn retry() -> RetryConfig {
 }
 
 /// Opens `url`: `s3://bucket/prefix` (credentials from the usual `AWS_*`
-/// variables; `endpoint`, else `AWS_ENDPOINT_URL`, selects an S3-compatible
-/// store), or a local folder (`file:///path` or a plain path).
+/// variables or the AWS profile files; `endpoint`, else `AWS_ENDPOINT_URL`,
+/// else the profile's `endpoint_url`, selects an S3-compatible store), or a
+/// local folder (`file:///path` or a plain path).
 pub(crate) fn open(url: &str, endpoint: Option<&str>) -> Result<Destination, PublishError> {
     let bad = |why: &str| PublishError::Config(format!("{url}: {why}"));
     if let Some(rest) = url.strip_prefix("s3://") {
@@ -46,19 +48,10 @@ pub(crate) fn open(url: &str, endpoint: Option<&str>) -> Result<Destination, Pub
         if bucket.is_empty() {
             return Err(bad("no bucket (s3://BUCKET/PREFIX)"));
         }
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry());
-        let endpoint = endpoint
-            .map(str::to_owned)
-            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
-        if let Some(endpoint) = endpoint {
-            builder = builder
-                .with_allow_http(endpoint.starts_with("http://"))
-                .with_endpoint(endpoint);
-        }
-        if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
-            builder = builder.with_region("us-east-1");
-        }
-        let store = builder.build().map_err(|e| bad(&e.to_string()))?;
+        let builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry());
+        let store = with_settings(builder, endpoint)
+            .build()
+            .map_err(|e| bad(&e.to_string()))?;
         return Ok(Destination {
             store: Arc::new(store),
             prefix: ObjectPath::from(prefix.trim_end_matches('/')),
@@ -76,6 +69,35 @@ pub(crate) fn open(url: &str, endpoint: Option<&str>) -> Result<Destination, Pub
         prefix: ObjectPath::default(),
         url: url.to_owned(),
     })
+}
+
+/// The endpoint (`--s3-endpoint`, else `AWS_ENDPOINT_URL`, else the
+/// profile's), region (variables, else the profile's, else `us-east-1`) and,
+/// when no `AWS_ACCESS_KEY_ID` is set, the profile's keys.
+fn with_settings(mut builder: AmazonS3Builder, endpoint: Option<&str>) -> AmazonS3Builder {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let profile = Profile::from_files();
+    if var("AWS_ACCESS_KEY_ID").is_none() {
+        if let (Some(key), Some(secret)) = (&profile.access_key_id, &profile.secret_access_key) {
+            builder = builder.with_access_key_id(key).with_secret_access_key(secret);
+            if let Some(token) = &profile.session_token {
+                builder = builder.with_token(token);
+            }
+        }
+    }
+    let endpoint = endpoint
+        .map(str::to_owned)
+        .or_else(|| var("AWS_ENDPOINT_URL"))
+        .or(profile.endpoint_url);
+    if let Some(endpoint) = endpoint {
+        builder = builder
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_endpoint(endpoint);
+    }
+    if var("AWS_REGION").is_none() && var("AWS_DEFAULT_REGION").is_none() {
+        builder = builder.with_region(profile.region.unwrap_or_else(|| "us-east-1".into()));
+    }
+    builder
 }
 
 /// A current-thread runtime for the store's async calls: a publish, or a

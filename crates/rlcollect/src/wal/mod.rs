@@ -56,12 +56,24 @@ pub(crate) const FRAME_OVERHEAD: usize = 12;
 pub(crate) const MAX_PAYLOAD: usize = 64 << 20;
 
 /// Appends one frame around `payload` to `out`.
+#[cfg(test)]
 pub(crate) fn encode_frame(payload: &[u8], out: &mut Vec<u8>) {
-    let len = (payload.len() as u32).to_le_bytes();
-    out.extend_from_slice(&len);
-    out.extend_from_slice(&crc32c::crc32c(&len).to_le_bytes());
-    out.extend_from_slice(payload);
-    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    encode_frame_with(out, |out| out.extend_from_slice(payload));
+}
+
+/// Appends one frame to `out` whose payload `write_payload` appends in
+/// place: the payload is written once, where the frame needs it (a batch's
+/// lines are the largest thing the worker copies).
+pub(crate) fn encode_frame_with(out: &mut Vec<u8>, write_payload: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 8]);
+    write_payload(out);
+    let payload_len = out.len() - start - 8;
+    let crc = crc32c::crc32c(&out[start + 8..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+    let len = (payload_len as u32).to_le_bytes();
+    out[start..start + 4].copy_from_slice(&len);
+    out[start + 4..start + 8].copy_from_slice(&crc32c::crc32c(&len).to_le_bytes());
 }
 
 /// Settings of the log.

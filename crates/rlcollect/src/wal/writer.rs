@@ -1,7 +1,7 @@
 //! The worker's end of the log: buffered appends, group commit, segment
 //! roll, and release of segments whose rows are published.
 
-use super::{encode_frame, BatchEntry, RingEnd, WalOptions, SEGMENT_MAGIC};
+use super::{encode_frame_with, BatchEntry, RingEnd, WalOptions, SEGMENT_MAGIC};
 use crate::error::Error;
 use crate::run_dir::RunDir;
 use crate::timestamp::Timestamp;
@@ -20,7 +20,6 @@ pub(crate) struct WalWriter {
     dirty: bool,
     last_sync: Instant,
     frame: Vec<u8>,
-    payload: Vec<u8>,
 }
 
 impl WalWriter {
@@ -39,7 +38,6 @@ impl WalWriter {
             dirty: false,
             last_sync: Instant::now(),
             frame: Vec::with_capacity(1024),
-            payload: Vec::with_capacity(1024),
         };
         w.segments.retain(|s| *s != next_seq);
         w.segments.push(next_seq);
@@ -82,10 +80,10 @@ impl WalWriter {
             self.segments.push(first_seq);
             self.open_bytes = 0;
         }
-        self.payload.clear();
-        BatchEntry::encode(&mut self.payload, first_seq, ingested_at, source, ring, lines);
         self.frame.clear();
-        encode_frame(&self.payload, &mut self.frame);
+        encode_frame_with(&mut self.frame, |payload| {
+            BatchEntry::encode(payload, first_seq, ingested_at, source, ring, lines)
+        });
         self.file
             .write_all(&self.frame)
             .map_err(Error::io("append to the write-ahead log"))?;
