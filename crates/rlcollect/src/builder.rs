@@ -6,7 +6,7 @@ use crate::collector::{Collector, Handle};
 use crate::compact::{CompactOptions, Compactor};
 use crate::error::Error;
 use crate::fs::{FileSystem, RealFs};
-use crate::part_file::Format;
+use crate::part_file::{Format, PartCodec};
 use crate::publisher::Publisher;
 use crate::run_dir::{OpenOptions, RunDir};
 use crate::schedule::CheckpointPolicy;
@@ -178,7 +178,19 @@ impl CollectorBuilder {
             default_source: self.source.into(),
             min_free_bytes: self.min_free_bytes,
         };
-        let publisher = Publisher::new(opened.run.clone(), self.fs.clone(), self.format, &opened.manifest)?;
+        // Parts that compaction will rewrite need no zstd (part_file.rs).
+        let codec = if self.compaction.is_some() {
+            PartCodec::Lz4
+        } else {
+            PartCodec::Zstd
+        };
+        let publisher = Publisher::new(
+            opened.run.clone(),
+            self.fs.clone(),
+            self.format,
+            codec,
+            &opened.manifest,
+        )?;
         let mut active = ActiveRun::new(
             settings,
             publisher,

@@ -43,15 +43,31 @@ impl Format {
     }
 }
 
-/// Writes one sealed batch as a zstd Parquet file whose footer records the
+/// How a part's pages are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PartCodec {
+    /// zstd level 1: parts that stay as they are (compaction off).
+    Zstd,
+    /// LZ4 (raw): parts that compaction rewrites as zstd. The parquet crate
+    /// makes a zstd compressor and decompressor for every column chunk it
+    /// writes or reads; with a part per stream per checkpoint that was an
+    /// eighth of a bulk load's CPU (perf: `ZSTD_createCCtx`,
+    /// `ZSTD_createDCtx`, and the page faults of their buffers), spent on
+    /// files that live until the next merge. LZ4 needs no such context, and
+    /// every reader reads it.
+    Lz4,
+}
+
+/// Writes one sealed batch as a Parquet file whose footer records the
 /// batch's `_seq` range and run id.
 pub(crate) fn publish_parquet(
     fs: &dyn FileSystem,
     path: &Path,
     part: &SealedBatch,
     run_id: &str,
+    codec: PartCodec,
 ) -> Result<u64, Error> {
-    let props = writer_properties(&part.schema)
+    let props = writer_properties(&part.schema, codec)
         .set_key_value_metadata(Some(vec![
             KeyValue::new(META_FIRST_SEQ.into(), part.first_seq.to_string()),
             KeyValue::new(META_LAST_SEQ.into(), part.last_seq.to_string()),
@@ -75,14 +91,18 @@ pub(crate) fn publish_parquet(
     })
 }
 
-/// zstd level 1, and dictionary encoding only for text columns. Numbers and
+/// `codec`, and dictionary encoding only for text columns. Numbers and
 /// timestamps (rewards, Q-values, prices, `_seq`) are mostly distinct: a
 /// dictionary for them is built, found too large and thrown away page after
 /// page, which cost the part writer about a sixth of its time; zstd already
 /// folds the few repeated numeric columns (`position`, `epsilon`).
-pub(crate) fn writer_properties(schema: &Schema) -> WriterPropertiesBuilder {
+pub(crate) fn writer_properties(schema: &Schema, codec: PartCodec) -> WriterPropertiesBuilder {
+    let compression = match codec {
+        PartCodec::Zstd => Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1 is valid")),
+        PartCodec::Lz4 => Compression::LZ4_RAW,
+    };
     let mut props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1 is valid")))
+        .set_compression(compression)
         .set_dictionary_enabled(false);
     for field in schema.fields() {
         if matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
@@ -169,7 +189,7 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("part.parquet");
-        publish_parquet(&crate::fs::RealFs, &path, &part, "r").unwrap();
+        publish_parquet(&crate::fs::RealFs, &path, &part, "r", PartCodec::Zstd).unwrap();
         let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
         let group = reader.metadata().row_group(0);
         let dictionary = |i: usize| group.column(i).dictionary_page_offset().is_some();

@@ -13,7 +13,7 @@ use crate::buffer::SealedBatch;
 use crate::error::Error;
 use crate::fs::FileSystem;
 use crate::manifest::FileEntry;
-use crate::part_file::{publish_csv, publish_parquet, Format};
+use crate::part_file::{publish_csv, publish_parquet, Format, PartCodec};
 use crate::run_dir::RunDir;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::collections::HashSet;
@@ -44,15 +44,21 @@ pub(crate) struct PartWriter {
 }
 
 impl PartWriter {
-    /// Starts the thread writing into `run` through `fs`, in `format`.
-    pub(crate) fn spawn(run: RunDir, fs: Arc<dyn FileSystem>, format: Format) -> Result<PartWriter, Error> {
+    /// Starts the thread writing into `run` through `fs`, in `format`
+    /// (Parquet pages compressed with `codec`).
+    pub(crate) fn spawn(
+        run: RunDir,
+        fs: Arc<dyn FileSystem>,
+        format: Format,
+        codec: PartCodec,
+    ) -> Result<PartWriter, Error> {
         let (jobs, incoming) = bounded::<Vec<PartJob>>(1);
         let (results, done) = bounded(1);
         let thread = std::thread::Builder::new()
             .name("rlcollect-parts".into())
             .spawn(move || {
                 for job in incoming {
-                    let written = write_job(&run, fs.as_ref(), format, job);
+                    let written = write_job(&run, fs.as_ref(), format, codec, job);
                     if results.send(written).is_err() {
                         return;
                     }
@@ -110,7 +116,13 @@ impl Drop for PartWriter {
 
 /// Writes a job's parts in order; after a failure, later parts of the same
 /// stream are not tried (they would come after a missing part).
-fn write_job(run: &RunDir, fs: &dyn FileSystem, format: Format, job: Vec<PartJob>) -> Vec<PartResult> {
+fn write_job(
+    run: &RunDir,
+    fs: &dyn FileSystem,
+    format: Format,
+    codec: PartCodec,
+    job: Vec<PartJob>,
+) -> Vec<PartResult> {
     let mut failed: HashSet<Arc<str>> = HashSet::new();
     job.into_iter()
         .map(|p| {
@@ -120,7 +132,7 @@ fn write_job(run: &RunDir, fs: &dyn FileSystem, format: Format, job: Vec<PartJob
                     source: std::io::Error::other("an earlier part of the stream failed"),
                 });
             }
-            let result = write_part(run, fs, format, &p);
+            let result = write_part(run, fs, (format, codec), &p);
             if result.is_err() {
                 failed.insert(p.stream.clone());
             }
@@ -130,7 +142,7 @@ fn write_job(run: &RunDir, fs: &dyn FileSystem, format: Format, job: Vec<PartJob
 }
 
 /// Writes one batch as part `number` of its stream, in every configured format.
-fn write_part(run: &RunDir, fs: &dyn FileSystem, format: Format, job: &PartJob) -> PartResult {
+fn write_part(run: &RunDir, fs: &dyn FileSystem, (format, codec): (Format, PartCodec), job: &PartJob) -> PartResult {
     let dir = match &job.dir {
         Some(gen) => run.path().join(gen),
         None => run.stream_dir(&job.stream),
@@ -155,7 +167,7 @@ fn write_part(run: &RunDir, fs: &dyn FileSystem, format: Format, job: &PartJob) 
         let name = run.part(&job.stream, job.number, ext);
         let path = dir.join(name.path.file_name().expect("a part has a file name"));
         let bytes = match ext {
-            "parquet" => publish_parquet(fs, &path, part, run.id())?,
+            "parquet" => publish_parquet(fs, &path, part, run.id(), codec)?,
             _ => publish_csv(fs, &path, part)?,
         };
         files.push(FileEntry {

@@ -12,7 +12,7 @@ use crate::buffer::StreamBuffer;
 use crate::error::Error;
 use crate::fs::FileSystem;
 use crate::manifest::{Manifest, SchemaField};
-use crate::part_file::Format;
+use crate::part_file::{Format, PartCodec};
 use crate::part_writer::{PartJob, PartResult, PartWriter};
 use crate::run_dir::RunDir;
 use crate::stats::Stats;
@@ -42,6 +42,7 @@ impl Publisher {
         run: RunDir,
         fs: Arc<dyn FileSystem>,
         format: Format,
+        codec: PartCodec,
         manifest: &Manifest,
     ) -> Result<Self, Error> {
         let next_part = manifest
@@ -62,7 +63,7 @@ impl Publisher {
             .iter()
             .filter_map(|(name, s)| Some((name.clone(), s.dir.clone()?)))
             .collect();
-        let writer = PartWriter::spawn(run.clone(), fs.clone(), format)?;
+        let writer = PartWriter::spawn(run.clone(), fs.clone(), format, codec)?;
         Ok(Publisher {
             run,
             fs,

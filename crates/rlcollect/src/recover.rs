@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::fs::{FileSystem, RealFs};
 use crate::manifest::{Manifest, RunStatus};
 use crate::part_file::Format;
+use crate::part_file::PartCodec;
 use crate::publisher::Publisher;
 use crate::record::Record;
 use crate::run_dir::{RunDir, RunLock};
@@ -149,7 +150,7 @@ impl Replay {
             default_source: "recovered".into(),
             min_free_bytes: 0,
         };
-        let publisher = Publisher::new(run.clone(), fs, format, &manifest)?;
+        let publisher = Publisher::new(run.clone(), fs, format, PartCodec::Zstd, &manifest)?;
         let mut active = ActiveRun::new(settings, publisher, manifest, agg, None, Arc::new(Stats::default()));
         active.counts_through(counted_through);
         Ok(Replay {

@@ -9,7 +9,7 @@ use crate::column::widen;
 use crate::error::Error;
 use crate::fs::FileSystem;
 use crate::manifest::{FileEntry, StreamEntry};
-use crate::part_file::{encode_error, writer_properties, META_FIRST_SEQ, META_LAST_SEQ, META_RUN_ID};
+use crate::part_file::{encode_error, writer_properties, PartCodec, META_FIRST_SEQ, META_LAST_SEQ, META_RUN_ID};
 use crate::run_dir::RunDir;
 use crate::schema::ColumnType;
 use arrow_array::{ArrayRef, RecordBatch};
@@ -116,8 +116,8 @@ fn merge_group(
     let path = run.path().join(dir).join(&name);
     let sources: Vec<PathBuf> = files.iter().map(|f| source_path(run, base_dir, f)).collect();
     let schema = widest_schema(&sources)?;
-    // The parts' own encoding (part_file.rs), with larger row groups.
-    let props = writer_properties(&schema)
+    // The parts' own encoding (part_file.rs) in zstd, with larger row groups.
+    let props = writer_properties(&schema, PartCodec::Zstd)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_key_value_metadata(Some(vec![
             KeyValue::new(META_FIRST_SEQ.into(), first.first_seq.to_string()),
