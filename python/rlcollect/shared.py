@@ -44,7 +44,8 @@ def shared_collector(out: str = "analysis_data", run: Optional[str] = None, **kw
     collector = _SHARED.get(given)
     if collector is not None and not collector._closed:
         return collector
-    key = (given[0], str(Path(out).resolve()), run)
+    remote = "://" in str(out)  # s3://...: a URL, not a path to resolve
+    key = (given[0], str(out) if remote else str(Path(out).resolve()), run)
     with _SHARED_LOCK:
         collector = _SHARED.get(key)
         if collector is None or collector._closed:

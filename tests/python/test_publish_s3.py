@@ -93,9 +93,13 @@ def test_a_store_that_is_down_at_first_is_retried_until_it_is_up(tmp_path):
     store.start(wait=False)
     try:
         out, err = p.communicate(timeout=150)
-        # The bucket may be created a moment after the port opens: then run it again.
+        # A store that has just opened its port may still answer without its
+        # bucket or its identity (NoSuchBucket, 403): errors that are not
+        # retried. The publish fails cleanly then, and runs again once the
+        # store is ready (it is idempotent).
         if p.returncode != 0:
-            assert b"NoSuchBucket" in err or b"bucket" in err.lower(), err.decode()
+            print("first attempt, while the store started:", err.decode()[-500:])
+            assert b"cannot publish" in err, err.decode()
             store.wait_ready()
             subprocess.run(cmd, env=env, check=True, capture_output=True)
         assert per_run(read(store, "model_decisions")) == {"late": (n, n)}

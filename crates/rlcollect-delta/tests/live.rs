@@ -4,12 +4,13 @@
 
 use arrow_array::{Array, Int64Array};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rlcollect::testing::wait_for;
 use rlcollect::{Collector, CompactOptions, Record};
 use rlcollect_delta::{publish, LiveSync, PublishOptions, RemoteCollector, StreamPublished};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn opts(host: &str) -> PublishOptions {
     PublishOptions {
@@ -93,17 +94,6 @@ fn send_rows(c: &Collector, from: i64, to: i64) {
             c.send(Record::from_json(br#"{"stream":"candle"}"#).unwrap()).unwrap();
         }
     }
-}
-
-fn wait_for(secs: f64, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    cond()
 }
 
 #[test]

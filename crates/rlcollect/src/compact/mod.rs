@@ -34,7 +34,6 @@ pub(crate) use offline::merge_all;
 pub use offline::{compact_run, compact_run_with, CompactReport};
 
 use crate::manifest::{FileEntry, StreamEntry};
-use crate::run_dir::RunDir;
 use std::time::Duration;
 
 /// How compaction merges a stream's parts (builder option
@@ -121,9 +120,7 @@ impl CompactOptions {
     }
 
     /// The full merge (end of a run, `rlcollect compact`): consecutive files
-    /// grouped up to the target. A merged file alone is left as it is; a part
-    /// alone is rewritten too, because a run that compacts writes its parts
-    /// in LZ4 (part_file.rs) and its files end in zstd.
+    /// grouped up to the target; groups of one file are left as they are.
     pub(crate) fn plan_full(&self, entry: &StreamEntry) -> Vec<Group> {
         let parquet = parquet_files(entry);
         let mut groups = Vec::new();
@@ -131,9 +128,7 @@ impl CompactOptions {
         while start < parquet.len() {
             let group = self.fill(entry, &parquet[start..]);
             start += group.len().max(1);
-            let merged_alone = group.len() == 1
-                && RunDir::part_range(&entry.files[group[0]].path).is_some_and(|(first, last)| first != last);
-            if !group.is_empty() && !merged_alone {
+            if group.len() >= 2 {
                 groups.push(group);
             }
         }
@@ -238,14 +233,7 @@ mod tests {
             },
         );
         // indices: 0 p1, 1 csv, 2 p2, 3 p3, 4 p4, 5 p5 (full), 6 p6
-        assert_eq!(
-            opts().plan_full(&s),
-            vec![vec![0, 2], vec![3, 4], vec![5], vec![6]],
-            "a part alone is rewritten too (its LZ4 becomes zstd)"
-        );
-        let mut merged = stream(&[20_000, 5]);
-        merged.files[0].path = "ev/part-000001-000007.parquet".into();
-        merged.files[1].path = "ev/part-000008-000009.parquet".into();
-        assert!(opts().plan_full(&merged).is_empty(), "merged files alone stay");
+        assert_eq!(opts().plan_full(&s), vec![vec![0, 2], vec![3, 4]]);
+        assert!(opts().plan_full(&stream(&[20_000, 5])).is_empty(), "nothing to pair");
     }
 }
