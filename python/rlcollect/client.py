@@ -118,9 +118,10 @@ class Collector:
     ) -> None:
         # An object store is the sidecar's --out; the run itself is local.
         self.dest = str(out) if str(out).startswith("s3://") else None
-        self.out = Path(state_dir) if self.dest and state_dir else default_state_dir() if self.dest else Path(out)
+        self.out = Path(out)
         remote = ()
         if self.dest:
+            self.out = Path(state_dir) if state_dir else default_state_dir()
             remote = ("--state-dir", str(self.out), *(("--s3-endpoint", s3_endpoint) if s3_endpoint else ()),
                       *(("--host", host) if host else ()))
         self.run = run or os.environ.get("RLCOLLECT_RUN") or default_run_id()

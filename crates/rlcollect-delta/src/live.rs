@@ -62,9 +62,7 @@ impl Link {
         }
         failed.map_or(Ok(report), Err)
     }
-}
 
-impl Link {
     /// Whether the manifest lists other files for `stream` than `files` now.
     fn files_moved(&self, stream: &str, files: &[String]) -> bool {
         self.run
@@ -87,11 +85,17 @@ impl LiveSync {
     /// Opens `dest` (a bad one fails here) and starts shipping the run at
     /// `run_dir` every `every`.
     pub fn start(run_dir: &Path, dest: &str, opts: &PublishOptions, every: Duration) -> Result<LiveSync, PublishError> {
+        let dest = store::open(dest, opts.endpoint.as_deref())?;
+        Self::spawn(run_dir, dest, &opts.host, every)
+    }
+
+    /// Starts the thread on an opened destination.
+    fn spawn(run_dir: &Path, dest: store::Destination, host: &str, every: Duration) -> Result<LiveSync, PublishError> {
         let link = Link {
-            dest: store::open(dest, opts.endpoint.as_deref())?,
+            dest,
             runtime: store::runtime()?,
             run: RunDir::at(run_dir).map_err(|e| PublishError::Run(e.to_string()))?,
-            host: opts.host.clone(),
+            host: host.to_owned(),
         };
         let (stop, stopped) = bounded(1);
         let thread = std::thread::Builder::new()
@@ -114,14 +118,10 @@ impl LiveSync {
             .join()
             .map_err(|_| PublishError::Local("the sync thread panicked".into()))?;
         let deadline = Instant::now() + within;
-        let mut report = BTreeMap::new();
         loop {
             shipped.clear(); // the final round checks every stream against its table
             match link.round(&mut shipped) {
-                Ok(done) => {
-                    report.extend(done);
-                    return Ok(report);
-                }
+                Ok(done) => return Ok(done),
                 Err(e) if Instant::now() >= deadline => return Err(e),
                 Err(_) => std::thread::sleep(Duration::from_secs(1)),
             }
@@ -238,11 +238,12 @@ impl RemoteBuilder {
 
     /// Opens the destination, starts the local run and its sync thread.
     pub fn build(self) -> Result<RemoteCollector, PublishError> {
-        store::open(&self.dest, self.opts.endpoint.as_deref())?;
+        // Opened first: a bad destination fails before a local run exists.
+        let dest = store::open(&self.dest, self.opts.endpoint.as_deref())?;
         let collector = (self.configure)(Collector::builder(&self.state_dir))
             .build()
             .map_err(|e| PublishError::Local(e.to_string()))?;
-        let sync = LiveSync::start(collector.run_dir(), &self.dest, &self.opts, self.every)?;
+        let sync = LiveSync::spawn(collector.run_dir(), dest, &self.opts.host, self.every)?;
         Ok(RemoteCollector { collector, sync })
     }
 }

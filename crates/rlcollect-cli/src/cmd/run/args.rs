@@ -247,9 +247,7 @@ impl RunArgs {
             .unwrap_or_else(rlcollect_delta::default_state_dir);
         Ok((state, Some(remote)))
     }
-}
 
-impl RunArgs {
     /// The compaction settings, checked.
     fn compaction(&self) -> Result<Option<CompactOptions>, Error> {
         if self.compact == OnOff::Off {
