@@ -52,7 +52,6 @@ impl ActiveRun {
             events,
             aggregates,
             lines: _,
-            spans: _,
             ring,
         } = chunk;
         self.agg.merge(aggregates);
@@ -188,8 +187,9 @@ impl ActiveRun {
             ring: &m.name,
             end: m.end,
         });
-        let lines = chunk.spans.iter().map(|span| &chunk.lines[span.clone()]);
-        let result = log.wal.append_batch(base, chunk.ingested_at, &chunk.source, end, lines);
+        let result = log
+            .wal
+            .append_batch(base, chunk.ingested_at, &chunk.source, end, chunk.lines.iter());
         let ok = result.is_ok();
         self.note_log_result(result);
         ok

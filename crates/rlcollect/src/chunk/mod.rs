@@ -5,9 +5,13 @@
 //! the checkpoint policy (ARCHITECTURE.md "Where each byte goes").
 //!
 //! * `stream_rows.rs`: one stream's rows as columns.
+//! * `log_lines.rs`: the stored rows' lines, in recycled buffers.
 
+mod log_lines;
 mod stream_rows;
 
+use log_lines::LinesPool;
+pub(crate) use log_lines::LogLines;
 pub(crate) use stream_rows::StreamRows;
 
 use crate::active_run::RingMark;
@@ -16,7 +20,6 @@ use crate::record::{Control, Kind, ParsedLine, Record, Row};
 use crate::rejected_log::Rejected;
 use crate::summary::Aggregates;
 use crate::timestamp::Timestamp;
-use std::ops::Range;
 use std::sync::Arc;
 use stream_rows::StreamBuilder;
 
@@ -47,10 +50,9 @@ pub(crate) struct Chunk {
     pub events: Vec<ChunkEvent>,
     /// Trades, episodes and decisions counted as they were appended.
     pub aggregates: Aggregates,
-    /// The stored rows' lines, back to back, and each one's range, in row
-    /// order: the write-ahead log stores these bytes as read.
-    pub lines: Vec<u8>,
-    pub spans: Vec<Range<usize>>,
+    /// The stored rows' lines, in row order: the write-ahead log stores
+    /// these bytes as read.
+    pub lines: LogLines,
     /// The ring the lines came from, and the offset after the last of them.
     pub ring: Option<RingMark>,
 }
@@ -68,8 +70,8 @@ pub(crate) struct ChunkBuilder {
     rows: u32,
     events: Vec<ChunkEvent>,
     aggregates: Aggregates,
-    lines: Vec<u8>,
-    spans: Vec<Range<usize>>,
+    lines: LogLines,
+    pool: LinesPool,
     /// The ring offset after the frame being decoded, if it came from a ring.
     ring_offset: Option<u64>,
 }
@@ -88,8 +90,8 @@ impl ChunkBuilder {
             rows: 0,
             events: Vec::new(),
             aggregates: Aggregates::default(),
-            lines: Vec::new(),
-            spans: Vec::new(),
+            lines: LogLines::default(),
+            pool: LinesPool::new(),
             ring_offset: None,
         }
     }
@@ -198,12 +200,10 @@ impl ChunkBuilder {
         };
         builder.append(row, &self.source, self.rows);
         if self.keep_lines {
-            let start = self.lines.len();
             match line {
-                Some(line) => self.lines.extend_from_slice(line),
-                None => row.write_json(&mut self.lines),
+                Some(line) => self.lines.push(line),
+                None => self.lines.push_with(|out| row.write_json(out)),
             }
-            self.spans.push(start..self.lines.len());
         }
         self.rows += 1;
     }
@@ -214,8 +214,7 @@ impl ChunkBuilder {
     }
 
     /// Everything since the last chunk, as a chunk; the builder starts over
-    /// (keeping each stream's schema, and sized for a chunk like this one:
-    /// growing from empty each time copied every chunk's lines twice over).
+    /// (keeping each stream's schema, with lines from its pool).
     pub(crate) fn take(&mut self, ring: Option<RingMark>) -> Chunk {
         let streams = self
             .order
@@ -225,7 +224,7 @@ impl ChunkBuilder {
                 (!rows.is_empty()).then(|| (name.clone(), rows))
             })
             .collect();
-        let (lines_len, spans_len) = (self.lines.len(), self.spans.len());
+        let lines = self.pool.next(&self.lines);
         let chunk = Chunk {
             source: self.source.clone(),
             ingested_at: Timestamp::now(),
@@ -233,8 +232,7 @@ impl ChunkBuilder {
             streams,
             events: std::mem::take(&mut self.events),
             aggregates: std::mem::take(&mut self.aggregates),
-            lines: std::mem::replace(&mut self.lines, Vec::with_capacity(lines_len)),
-            spans: std::mem::replace(&mut self.spans, Vec::with_capacity(spans_len)),
+            lines: std::mem::replace(&mut self.lines, lines),
             ring,
         };
         self.rows = 0;
