@@ -2,6 +2,7 @@
 //! `build()`: validate, open the run directory, spawn the worker.
 
 use crate::active_run::{ActiveRun, RunSettings};
+use crate::chunk::LinesPool;
 use crate::collector::{Collector, Handle};
 use crate::compact::{CompactOptions, Compactor};
 use crate::error::Error;
@@ -214,6 +215,7 @@ impl CollectorBuilder {
                 tx,
                 stats,
                 chunk_settings,
+                lines_pool: LinesPool::new(),
             },
             thread: Some(thread),
             run: opened.run,

@@ -2,7 +2,7 @@
 //! producer threads clone. Settings live in [`CollectorBuilder`].
 
 use crate::builder::CollectorBuilder;
-use crate::chunk::Chunk;
+use crate::chunk::{Chunk, LinesPool};
 use crate::error::Error;
 use crate::manifest::RunStatus;
 use crate::message::Msg;
@@ -27,6 +27,8 @@ pub struct Handle {
     pub(crate) stats: Arc<Stats>,
     /// What chunks for this run keep: candle rows, each row's line (for the log).
     pub(crate) chunk_settings: (bool, bool),
+    /// The readers' buffers for the log's lines.
+    pub(crate) lines_pool: LinesPool,
 }
 
 /// The collector has stopped; the record is given back.
@@ -58,6 +60,11 @@ impl Handle {
     /// Sends decoded records of one producer (the readers do).
     pub(crate) fn send_chunk(&self, chunk: Chunk) -> Result<(), Closed<()>> {
         self.tx.send(Msg::Chunk(chunk)).map_err(|_| Closed(()))
+    }
+
+    /// The buffers all readers take the log's lines in.
+    pub(crate) fn lines_pool(&self) -> &LinesPool {
+        &self.lines_pool
     }
 
     /// Whether chunks for this run keep candle rows and each row's line.

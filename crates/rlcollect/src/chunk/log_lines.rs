@@ -7,14 +7,15 @@
 //! data, `alloc.rs`), so a fresh buffer per chunk cost a page fault per 4 KiB
 //! written and, on freeing, a TLB shootdown across cores: `perf` showed the
 //! copy of lines into a new buffer as half of the reader's page faults. A
-//! buffer that comes back is still mapped.
+//! buffer that comes back is still mapped. One pool serves all of a
+//! collector's readers, so eight producers keep no more spares than one.
 
 use crossbeam_channel::{Receiver, Sender};
 use std::ops::Range;
 
-/// Spent buffers waiting for their builder. One is enough in steady state
-/// (the worker logs a chunk while the reader fills the next); a second
-/// covers a chunk still queued; more would only hold memory.
+/// Spent buffers waiting for a builder. One is enough for one reader in
+/// steady state (the worker logs a chunk while the reader fills the next);
+/// the others serve further readers; more would only hold memory.
 const SPARE_BUFFERS: usize = 2;
 
 /// The bytes of a chunk's lines, back to back, and each line's range.
@@ -61,8 +62,8 @@ impl Drop for LogLines {
     }
 }
 
-/// Where a builder's spent [`LogLines`] buffers come back to.
-#[derive(Debug)]
+/// Where spent [`LogLines`] buffers come back to; clones share the pool.
+#[derive(Debug, Clone)]
 pub(crate) struct LinesPool {
     home: Sender<Buffers>,
     spare: Receiver<Buffers>,

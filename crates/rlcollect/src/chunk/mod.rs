@@ -10,8 +10,7 @@
 mod log_lines;
 mod stream_rows;
 
-use log_lines::LinesPool;
-pub(crate) use log_lines::LogLines;
+pub(crate) use log_lines::{LinesPool, LogLines};
 pub(crate) use stream_rows::StreamRows;
 
 use crate::active_run::RingMark;
@@ -94,6 +93,12 @@ impl ChunkBuilder {
             pool: LinesPool::new(),
             ring_offset: None,
         }
+    }
+
+    /// Takes buffers for the log's lines from `pool` (shared with other builders).
+    pub(crate) fn with_pool(mut self, pool: LinesPool) -> Self {
+        self.pool = pool;
+        self
     }
 
     /// The next lines come from a ring frame that ends at offset `end`.

@@ -14,11 +14,14 @@ use crate::run_dir::RunDir;
 use crate::schema::ColumnType;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 use std::io::BufWriter;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -114,8 +117,11 @@ fn merge_group(
     let rel = RunDir::merged_part(stream, numbers(first).0, numbers(last).1);
     let name = rel.rsplit('/').next().unwrap_or(&rel).to_owned();
     let path = run.path().join(dir).join(&name);
-    let sources: Vec<PathBuf> = files.iter().map(|f| source_path(run, base_dir, f)).collect();
-    let schema = widest_schema(&sources)?;
+    let sources = files
+        .iter()
+        .map(|f| Source::open(source_path(run, base_dir, f)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let schema = widest_schema(&sources);
     // The parts' own encoding (part_file.rs) in zstd, with larger row groups.
     let props = writer_properties(&schema, PartCodec::Zstd)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -135,8 +141,8 @@ fn merge_group(
                     source: std::io::Error::other("cancelled: the run is ending"),
                 });
             }
-            for batch in read_batches(source)? {
-                let batch = cast_to(&batch.map_err(|e| encode_error(source, e))?, &schema);
+            for batch in source.batches()? {
+                let batch = cast_to(&batch.map_err(|e| encode_error(&source.path, e))?, &schema);
                 writer.write(&batch).map_err(|e| encode_error(&path, e))?;
             }
         }
@@ -155,22 +161,43 @@ fn merge_group(
     })
 }
 
-/// The batches of one part file.
-fn read_batches(path: &Path) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, Error> {
-    let file = std::fs::File::open(path).map_err(Error::io(format!("open {}", path.display())))?;
-    ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.with_batch_size(ROW_GROUP_ROWS.min(64 * 1024)).build())
-        .map_err(|e| encode_error(path, e))
+/// One part to merge: its path and schema.
+struct Source {
+    path: PathBuf,
+    schema: SchemaRef,
+}
+
+impl Source {
+    /// Reads the part's schema off its footer. The rest of the footer is
+    /// not kept: a merge takes up to hundreds of parts, and their footers
+    /// held together cost megabytes.
+    fn open(path: PathBuf) -> Result<Self, Error> {
+        let file = std::fs::File::open(&path).map_err(Error::io(format!("open {}", path.display())))?;
+        let meta =
+            ArrowReaderMetadata::load(&file, ArrowReaderOptions::default()).map_err(|e| encode_error(&path, e))?;
+        let schema = meta.schema().clone();
+        Ok(Source { path, schema })
+    }
+
+    /// The part's batches, from the whole file read at once: read through a
+    /// `File`, the parquet crate duplicates the descriptor, seeks and reads
+    /// for every column chunk (20,000 `fcntl`+`lseek`+`read`+`close` in the
+    /// merge of a 1 M-row bulk load). A part is small (one checkpoint's rows),
+    /// and only one is held at a time.
+    fn batches(&self) -> Result<ParquetRecordBatchReader, Error> {
+        let bytes = std::fs::read(&self.path).map_err(Error::io(format!("read {}", self.path.display())))?;
+        ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes))
+            .and_then(|b| b.with_batch_size(ROW_GROUP_ROWS.min(64 * 1024)).build())
+            .map_err(|e| encode_error(&self.path, e))
+    }
 }
 
 /// The widest schema of the parts, by the stream's schema rules
 /// (`ColumnType::merge`), columns in order of first appearance.
-fn widest_schema(paths: &[PathBuf]) -> Result<SchemaRef, Error> {
+fn widest_schema(sources: &[Source]) -> SchemaRef {
     let mut columns: Vec<(String, ColumnType)> = Vec::new();
-    for path in paths {
-        let file = std::fs::File::open(path).map_err(Error::io(format!("open {}", path.display())))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| encode_error(path, e))?;
-        for field in builder.schema().fields() {
+    for source in sources {
+        for field in source.schema.fields() {
             let ty = column_type(field.data_type());
             match columns.iter_mut().find(|(n, _)| n == field.name()) {
                 Some((_, have)) => *have = have.merge(ty),
@@ -182,7 +209,7 @@ fn widest_schema(paths: &[PathBuf]) -> Result<SchemaRef, Error> {
         .into_iter()
         .map(|(name, ty)| Field::new(name, ty.arrow(), true))
         .collect();
-    Ok(Arc::new(Schema::new(fields)))
+    Arc::new(Schema::new(fields))
 }
 
 /// A batch as `schema`: each column widened to its type, missing ones null.

@@ -55,7 +55,8 @@ impl<'a> Pump<'a> {
             hello_no_ring: &readers.answers.no_ring,
             session,
             opts: readers.opts,
-            chunk: ChunkBuilder::new(source.into(), keep_candles, keep_lines),
+            chunk: ChunkBuilder::new(source.into(), keep_candles, keep_lines)
+                .with_pool(readers.handle.lines_pool().clone()),
             counts: ReadCounts::default(),
             overlong: None,
             ring: None,
