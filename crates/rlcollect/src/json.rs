@@ -265,8 +265,15 @@ impl<'a> Parser<'a> {
             }
         }
         let int_start = self.i;
-        self.digits();
-        if self.i == int_start {
+        // The integer part's value, read in the same pass (parsing the text
+        // again was a tenth of the reader's number handling).
+        let mut magnitude: u64 = 0;
+        while let Some(d @ b'0'..=b'9') = self.peek() {
+            magnitude = magnitude.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+            self.i += 1;
+        }
+        let int_digits = self.i - int_start;
+        if int_digits == 0 {
             return Err(self.err("invalid number"));
         }
         let mut is_int = true;
@@ -292,6 +299,12 @@ impl<'a> Parser<'a> {
             }
         }
         let text = &self.s[start..self.i];
+        // 18 digits always fit (and cannot have wrapped); longer ones go
+        // through the text, which also tells i64::MIN from an overflow.
+        if is_int && int_digits <= 18 {
+            let v = magnitude as i64;
+            return Ok(JsonValue::Int(if int_start > start { -v } else { v }));
+        }
         if is_int {
             if let Ok(v) = text.parse::<i64>() {
                 return Ok(JsonValue::Int(v));
@@ -343,6 +356,29 @@ mod tests {
         assert_eq!(m[1].1, JsonValue::Float(f64::INFINITY));
         assert_eq!(m[2].1, JsonValue::Float(f64::NEG_INFINITY));
         assert_eq!(m[3].1, JsonValue::Nested("[NaN]"));
+    }
+
+    #[test]
+    fn integers_read_in_one_pass_match_the_standard_parse() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "007",
+            "123456789012345678",
+            "-123456789012345678",
+            "999999999999999999",
+            "1234567890123456789",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ] {
+            let line = format!(r#"{{"a":{text}}}"#);
+            let m = obj(&line);
+            assert_eq!(m[0].1, JsonValue::Int(text.parse().unwrap()), "{text}");
+        }
+        let m = obj(r#"{"a":9223372036854775808}"#);
+        assert_eq!(m[0].1, JsonValue::Float(9223372036854775808.0));
     }
 
     #[test]

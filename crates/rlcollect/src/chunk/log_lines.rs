@@ -76,15 +76,12 @@ impl LinesPool {
     }
 
     /// Empty lines for the next chunk: a spent buffer if one is back, else
-    /// a new one sized like `like` (growing from empty would copy every
-    /// chunk's lines twice over).
+    /// a new one; either with room for as much as `like` holds (growing
+    /// from empty would copy every chunk's lines twice over).
     pub(crate) fn next(&self, like: &LogLines) -> LogLines {
-        let (bytes, spans) = self.spare.try_recv().unwrap_or_else(|_| {
-            (
-                Vec::with_capacity(like.bytes.len()),
-                Vec::with_capacity(like.spans.len()),
-            )
-        });
+        let (mut bytes, mut spans) = self.spare.try_recv().unwrap_or_default();
+        bytes.reserve(like.bytes.len());
+        spans.reserve(like.spans.len());
         LogLines {
             bytes,
             spans,
