@@ -100,6 +100,13 @@ fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing useful: run small then.
     let quick = !std::env::args().any(|a| a == "--bench");
     let n = if quick { 20_000 } else { 1_000_000 };
-    four_producers(n);
-    write_amplification(n);
+    // Names after the flags pick benches (`cargo bench --bench send -- four`), as with libtest.
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let picked = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+    if picked("four_producers") {
+        four_producers(n);
+    }
+    if picked("write_amplification") {
+        write_amplification(n);
+    }
 }

@@ -178,6 +178,7 @@ impl CollectorBuilder {
             keep_candles: self.keep_candles,
             default_source: self.source.into(),
             min_free_bytes: self.min_free_bytes,
+            direct_backlog: self.channel_capacity,
         };
         // Parts that compaction will rewrite need no zstd (part_file.rs).
         let codec = if self.compaction.is_some() {
@@ -205,6 +206,7 @@ impl CollectorBuilder {
         }
         let (tx, rx) = bounded(self.channel_capacity);
         let chunk_settings = active.chunk_settings();
+        let direct = active.direct_batches();
         let worker = Worker::new(active, rx, opened.lock);
         let thread = std::thread::Builder::new()
             .name("rlcollect-worker".into())
@@ -214,6 +216,7 @@ impl CollectorBuilder {
             handle: Handle {
                 tx,
                 stats,
+                direct,
                 chunk_settings,
                 lines_pool: LinesPool::new(),
             },

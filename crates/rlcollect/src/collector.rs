@@ -3,6 +3,7 @@
 
 use crate::builder::CollectorBuilder;
 use crate::chunk::{Chunk, LinesPool};
+use crate::direct::{DirectBatches, Refused};
 use crate::error::Error;
 use crate::manifest::RunStatus;
 use crate::message::Msg;
@@ -18,17 +19,31 @@ use std::time::Duration;
 
 /// A cheap, cloneable sender of records to a [`Collector`].
 ///
-/// The channel is bounded: [`send`](Self::send) blocks while it is full
+/// Each thread gathers what it sends into chunks of its own (columns built
+/// on the sending thread, not on the worker); the worker takes them when a
+/// chunk is full, on every tick (a few times a second at most), on every
+/// checkpoint and at the final flush. Memory is bounded:
+/// [`send`](Self::send) blocks while the thread's chunks wait for the worker
 /// (backpressure, never an unbounded queue and never a dropped record);
 /// [`try_send`](Self::try_send) gives the record back instead.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Handle {
     pub(crate) tx: Sender<Msg>,
     pub(crate) stats: Arc<Stats>,
+    /// Where records sent one by one gather.
+    pub(crate) direct: Arc<DirectBatches>,
     /// What chunks for this run keep: candle rows, each row's line (for the log).
     pub(crate) chunk_settings: (bool, bool),
     /// The readers' buffers for the log's lines.
     pub(crate) lines_pool: LinesPool,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("stats", &self.stats.snapshot())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The collector has stopped; the record is given back.
@@ -37,24 +52,38 @@ pub struct Handle {
 pub struct Closed<T>(pub T);
 
 impl Handle {
-    /// Sends a record; blocks while the channel is full (backpressure).
+    /// Sends a record; blocks while this thread's earlier records wait for
+    /// the worker (backpressure).
     // The error gives the record back unboxed: boxing would cost every send an allocation.
     #[allow(clippy::result_large_err)]
     pub fn send(&self, record: Record) -> Result<(), Closed<Record>> {
-        self.tx.send(Msg::Record(record)).map_err(|e| match e.into_inner() {
-            Msg::Record(r) => Closed(r),
-            _ => unreachable!("the message sent was a record"),
-        })
+        match self.direct.push(record, true) {
+            Ok(ready) => {
+                if let Some(shard) = ready {
+                    // A failed send means the worker is gone, and with it
+                    // the run: `close` (or a panic) ended it after this push.
+                    let _ = self.tx.send(Msg::BatchReady(shard));
+                }
+                Ok(())
+            }
+            Err(Refused::Closed(record) | Refused::Full(record)) => Err(Closed(record)),
+        }
     }
 
-    /// Sends a record if the channel has room; gives it back otherwise.
+    /// Sends a record if this thread's chunks have room; gives it back otherwise.
     #[allow(clippy::result_large_err)] // see `send`
     pub fn try_send(&self, record: Record) -> Result<(), TrySendError<Record>> {
-        self.tx.try_send(Msg::Record(record)).map_err(|e| match e {
-            TrySendError::Full(Msg::Record(r)) => TrySendError::Full(r),
-            TrySendError::Disconnected(Msg::Record(r)) => TrySendError::Disconnected(r),
-            _ => unreachable!("the message sent was a record"),
-        })
+        match self.direct.push(record, false) {
+            Ok(ready) => {
+                if let Some(shard) = ready {
+                    // A full channel delays the batch to the next tick at most.
+                    let _ = self.tx.try_send(Msg::BatchReady(shard));
+                }
+                Ok(())
+            }
+            Err(Refused::Full(record)) => Err(TrySendError::Full(record)),
+            Err(Refused::Closed(record)) => Err(TrySendError::Disconnected(record)),
+        }
     }
 
     /// Sends decoded records of one producer (the readers do).

@@ -43,6 +43,7 @@ mod chunk;
 mod collector;
 mod column;
 mod compact;
+mod direct;
 mod error;
 #[cfg(feature = "test-util")]
 pub mod fs;

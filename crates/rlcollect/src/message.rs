@@ -3,17 +3,17 @@
 use crate::chunk::Chunk;
 use crate::error::Error;
 use crate::manifest::RunStatus;
-use crate::record::Record;
 use crate::summary::RunSummary;
 use crossbeam_channel::Sender;
 
 /// A message to the worker.
-// Records are moved by value on purpose: boxing would add an allocation per
-// record on the hot path of `Handle::send`.
+// Chunks are moved by value on purpose: one per thousands of rows, and
+// boxing would add an allocation to each.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Msg {
-    /// One record from [`Handle::send`](crate::Handle::send).
-    Record(Record),
+    /// Batch N of records sent one by one has chunks ready
+    /// ([`DirectBatches`](crate::direct::DirectBatches)).
+    BatchReady(usize),
     /// Decoded records from a producer (a reader).
     Chunk(Chunk),
     /// Checkpoint now; the answer goes to the sender, if any.

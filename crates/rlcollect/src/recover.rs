@@ -148,6 +148,8 @@ impl Replay {
             },
             keep_candles: false,
             default_source: "recovered".into(),
+            // Nothing is sent one by one during recovery.
+            direct_backlog: 1,
             min_free_bytes: 0,
         };
         let publisher = Publisher::new(run.clone(), fs, format, PartCodec::Zstd, &manifest)?;

@@ -71,12 +71,8 @@ impl Worker {
 
     fn handle(&mut self, msg: Msg) {
         match msg {
-            Msg::Record(record) => self.run.accept_record(record),
-            Msg::Chunk(chunk) => {
-                // Records sent one by one before it are numbered before it.
-                self.run.flush_direct();
-                self.run.accept_chunk(chunk)
-            }
+            Msg::BatchReady(shard) => self.run.batch_ready(shard),
+            Msg::Chunk(chunk) => self.run.accept_chunk(chunk),
             Msg::Checkpoint(ack) => {
                 let result: Result<(), Error> = self.run.checkpoint(Trigger::Requested);
                 if let Some(ack) = ack {
@@ -87,5 +83,13 @@ impl Worker {
             Msg::RingEnded { name, end } => self.run.ring_ended(&name, end),
             Msg::Shutdown { .. } => unreachable!("handled by the loop"),
         }
+    }
+}
+
+impl Drop for Worker {
+    /// However the loop ended (a panic too), `Handle::send` now says so
+    /// rather than gather records nobody will take.
+    fn drop(&mut self) {
+        self.run.direct_batches().close();
     }
 }

@@ -158,6 +158,8 @@ impl ActiveRun {
     /// manifest. If it fails the status stays `running`, which marks the run
     /// for recovery, and the log stays.
     pub(crate) fn finish(&mut self, status: RunStatus) -> Result<RunSummary, Error> {
+        // A record sent from now on is handed back; every one before is taken.
+        self.direct.close();
         self.flush_direct();
         self.schedule.clear_backoff();
         if let Some(log) = self.log.as_mut() {

@@ -17,11 +17,11 @@ mod rings;
 pub(crate) use rings::RingMark;
 
 use crate::buffer::StreamBuffer;
-use crate::chunk::ChunkBuilder;
+use crate::chunk::{ChunkBuilder, LinesPool};
+use crate::direct::{Backlog, DirectBatches};
 use crate::error::Error;
 use crate::manifest::Manifest;
 use crate::publisher::{now_rfc3339, Publisher};
-use crate::record::{Control, Record};
 use crate::rejected_log::{Rejected, RejectedLog};
 use crate::schedule::{CheckpointPolicy, Schedule};
 use crate::stats::Stats;
@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-/// Records sent one by one are gathered into a chunk of at most this many.
+/// Records sent one by one are gathered into chunks of this many.
 const DIRECT_CHUNK: usize = 4096;
 
 /// How a run treats what it is given.
@@ -45,6 +45,9 @@ pub(crate) struct RunSettings {
     pub default_source: Arc<str>,
     /// Warn when the output filesystem has less than twice this free.
     pub min_free_bytes: u64,
+    /// Records sent one by one that a thread may have waiting for the
+    /// worker before `send` blocks (the channel capacity).
+    pub direct_backlog: usize,
 }
 
 /// A run being written (see the module docs).
@@ -59,8 +62,8 @@ pub(crate) struct ActiveRun {
     /// `agg` counts every row below this `_seq` (a chunk's rows are counted
     /// as a whole before its rows are all numbered).
     counted_through: u64,
-    /// Records sent one by one through a `Handle`, not yet a chunk.
-    direct: ChunkBuilder,
+    /// Records sent one by one through a `Handle`, not yet taken.
+    direct: Arc<DirectBatches>,
     schedule: Schedule,
     rejected: RejectedLog,
     log: Option<RowLog>,
@@ -95,7 +98,19 @@ impl ActiveRun {
         stats.checkpoints.store(manifest.checkpoints, Relaxed);
         stats.rejected.store(manifest.rejected, Relaxed);
         stats.candles.store(manifest.candles, Relaxed);
-        let direct = ChunkBuilder::new(settings.default_source.clone(), settings.keep_candles, wal.is_some());
+        let (source, keep_candles, keep_lines, pool) = (
+            settings.default_source.clone(),
+            settings.keep_candles,
+            wal.is_some(),
+            LinesPool::new(),
+        );
+        let direct = Arc::new(DirectBatches::new(
+            || ChunkBuilder::new(source.clone(), keep_candles, keep_lines).with_pool(pool.clone()),
+            Backlog::new(
+                DIRECT_CHUNK.min(settings.policy.max_buffered_rows),
+                settings.direct_backlog,
+            ),
+        ));
         ActiveRun {
             schedule: Schedule::new(settings.policy),
             rejected: RejectedLog::new(publisher.run().rejected_path()),
@@ -143,21 +158,21 @@ impl ActiveRun {
         }
     }
 
-    /// One record sent through a `Handle`: gathered with the next ones into a
-    /// chunk (at most until the next tick, a full chunk, or a checkpoint).
-    pub(crate) fn accept_record(&mut self, record: Record) {
-        self.direct.push(&record, None, true);
-        if self.direct.len() >= DIRECT_CHUNK || matches!(record, Record::Control(Control::Checkpoint)) {
-            self.flush_direct();
-        } else {
-            self.publish_buffered_count();
+    /// Where `Handle`s put records sent one by one.
+    pub(crate) fn direct_batches(&self) -> Arc<DirectBatches> {
+        self.direct.clone()
+    }
+
+    /// Batch `shard` of records sent one by one has chunks ready.
+    pub(crate) fn batch_ready(&mut self, shard: usize) {
+        for chunk in self.direct.take_ready(shard) {
+            self.accept_chunk(chunk);
         }
     }
 
-    /// Turns the records sent one by one so far into a chunk.
+    /// Takes every record sent one by one so far, partial batches too.
     pub(crate) fn flush_direct(&mut self) {
-        if self.direct.len() > 0 {
-            let chunk = self.direct.take(None);
+        for chunk in self.direct.take_all() {
             self.accept_chunk(chunk);
         }
     }
@@ -226,7 +241,7 @@ impl ActiveRun {
     }
 
     fn buffered_rows(&self) -> usize {
-        self.streams.values().map(StreamBuffer::pending_rows).sum::<usize>() + self.direct.rows() as usize
+        self.streams.values().map(StreamBuffer::pending_rows).sum::<usize>() + self.direct.pending_rows()
     }
 
     fn publish_buffered_count(&self) {
