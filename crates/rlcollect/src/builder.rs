@@ -132,7 +132,10 @@ impl CollectorBuilder {
         self
     }
 
-    /// Messages the channel holds before `send` blocks (backpressure). Default 65 536.
+    /// Backpressure (default 65 536): the messages the worker's channel holds
+    /// (readers' chunks), and about the records one thread's
+    /// [`Handle::send`](crate::Handle::send) may have waiting for the worker
+    /// (in chunks of up to 4096, at most 4 chunks) before `send` blocks.
     pub fn channel_capacity(mut self, n: usize) -> Self {
         self.channel_capacity = n;
         self
