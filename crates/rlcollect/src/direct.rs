@@ -20,7 +20,7 @@
 use crate::chunk::{Chunk, ChunkBuilder};
 use crate::record::{Control, Record};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// How many batches a run keeps. Threads beyond this share one (still in
@@ -65,6 +65,12 @@ pub(crate) enum Refused {
 pub(crate) struct DirectBatches {
     shards: Box<[Shard]>,
     backlog: Backlog,
+    /// Some record was ever pushed. A sidecar's run never pushes, and its
+    /// worker then need not lock every batch on each message. Relaxed is
+    /// enough: a push publishes it with the batch lock it then releases (and
+    /// any message it sends after), and the final flush's `close` takes
+    /// every batch lock before it looks.
+    used: AtomicBool,
 }
 
 struct Shard {
@@ -98,7 +104,11 @@ impl DirectBatches {
                 taken: Condvar::new(),
             })
             .collect();
-        DirectBatches { shards, backlog }
+        DirectBatches {
+            shards,
+            backlog,
+            used: AtomicBool::new(false),
+        }
     }
 
     /// Appends `record` to the calling thread's batch. `wait`: block while the
@@ -108,6 +118,9 @@ impl DirectBatches {
     // The record comes back unboxed, as from `Handle::send`.
     #[allow(clippy::result_large_err)]
     pub(crate) fn push(&self, record: Record, wait: bool) -> Result<Option<usize>, Refused> {
+        if !self.used.load(Relaxed) {
+            self.used.store(true, Relaxed);
+        }
         let index = thread_slot() % self.shards.len();
         let shard = &self.shards[index];
         let mut state = lock(&shard.state);
@@ -153,6 +166,9 @@ impl DirectBatches {
     /// Every batch's chunks, partial ones too, in order per batch.
     pub(crate) fn take_all(&self) -> Vec<Chunk> {
         let mut chunks = Vec::new();
+        if !self.used.load(Relaxed) {
+            return chunks;
+        }
         for shard in self.shards.iter() {
             let mut state = lock(&shard.state);
             chunks.extend(take_ready(&mut state));
@@ -176,6 +192,9 @@ impl DirectBatches {
 
     /// Rows pushed and not taken yet.
     pub(crate) fn pending_rows(&self) -> usize {
+        if !self.used.load(Relaxed) {
+            return 0;
+        }
         self.shards
             .iter()
             .map(|shard| {
