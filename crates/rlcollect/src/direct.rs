@@ -165,11 +165,16 @@ impl DirectBatches {
 
     /// Every batch's chunks, partial ones too, in order per batch.
     pub(crate) fn take_all(&self) -> Vec<Chunk> {
+        self.take_all_but(None)
+    }
+
+    /// As [`take_all`](Self::take_all), leaving batch `skip` alone.
+    pub(crate) fn take_all_but(&self, skip: Option<usize>) -> Vec<Chunk> {
         let mut chunks = Vec::new();
         if !self.used.load(Relaxed) {
             return chunks;
         }
-        for shard in self.shards.iter() {
+        for (_, shard) in self.shards.iter().enumerate().filter(|(i, _)| Some(*i) != skip) {
             let mut state = lock(&shard.state);
             chunks.extend(take_ready(&mut state));
             if state.builder.len() > 0 {

@@ -74,6 +74,10 @@ impl Worker {
             Msg::BatchReady(shard) => self.run.batch_ready(shard),
             Msg::Chunk(chunk) => self.run.accept_chunk(chunk),
             Msg::Checkpoint(ack) => {
+                // Records sent one by one before the request go with it. Not
+                // inside `checkpoint`: a request in a chunk's rows must not
+                // pull that batch's later chunks ahead of the chunk's rest.
+                self.run.flush_direct();
                 let result: Result<(), Error> = self.run.checkpoint(Trigger::Requested);
                 if let Some(ack) = ack {
                     let _ = ack.send(result);

@@ -47,10 +47,6 @@ impl ActiveRun {
     /// a new one first waits for the last, so parts end exactly where their
     /// checkpoint was cut.
     pub(crate) fn checkpoint(&mut self, trigger: Trigger) -> Result<(), Error> {
-        if trigger == Trigger::Requested {
-            // Records sent one by one before the request go with it.
-            self.flush_direct();
-        }
         // A failure of the one in flight is recorded; its rows go with this one.
         let _ = self.settle();
         for buf in self.streams.values_mut() {

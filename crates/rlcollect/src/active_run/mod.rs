@@ -17,7 +17,7 @@ mod rings;
 pub(crate) use rings::RingMark;
 
 use crate::buffer::StreamBuffer;
-use crate::chunk::{ChunkBuilder, LinesPool};
+use crate::chunk::{Chunk, ChunkBuilder, LinesPool};
 use crate::direct::{Backlog, DirectBatches};
 use crate::error::Error;
 use crate::manifest::Manifest;
@@ -165,7 +165,16 @@ impl ActiveRun {
 
     /// Batch `shard` of records sent one by one has chunks ready.
     pub(crate) fn batch_ready(&mut self, shard: usize) {
-        for chunk in self.direct.take_ready(shard) {
+        let ready = self.direct.take_ready(shard);
+        if ready.iter().any(Chunk::requests_checkpoint) {
+            // A checkpoint requested among a thread's records also takes
+            // what the other threads sent before it, as `Handle::checkpoint`
+            // does. This batch's own rest came after the request.
+            for chunk in self.direct.take_all_but(Some(shard)) {
+                self.accept_chunk(chunk);
+            }
+        }
+        for chunk in ready {
             self.accept_chunk(chunk);
         }
     }

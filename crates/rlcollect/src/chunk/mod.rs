@@ -56,6 +56,13 @@ pub(crate) struct Chunk {
     pub ring: Option<RingMark>,
 }
 
+impl Chunk {
+    /// Whether a checkpoint was requested among its records.
+    pub(crate) fn requests_checkpoint(&self) -> bool {
+        self.events.iter().any(|e| matches!(e, ChunkEvent::Checkpoint { .. }))
+    }
+}
+
 /// Builds a [`Chunk`] record by record.
 pub(crate) struct ChunkBuilder {
     source: Arc<str>,
