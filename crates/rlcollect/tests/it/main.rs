@@ -1,6 +1,8 @@
 //! Integration tests of the library: real files, real readers, fault
 //! injection, crash and recovery. One test binary (faster to build and link);
 //! each test uses its own temp dir. Shared helpers: `rlcollect::testing`.
+//! The many-thread `Handle` tests are in `tests/threads.rs`, a binary of its
+//! own, so that their load does not meet the timed compaction tests here.
 
 mod compaction;
 mod durability;
