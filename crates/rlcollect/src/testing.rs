@@ -12,6 +12,17 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// A model decision for pair `pair` at step `i` (timestamp, action and
+/// reward follow from `i`): the row tests send through `Handle`s.
+pub fn decision(i: i64, pair: &str) -> crate::Record {
+    crate::Record::ModelDecision(crate::ModelDecision {
+        ts: crate::Timestamp(1_700_000_000_000 + i * 300_000),
+        pair: pair.into(),
+        action: Some(i % 3),
+        reward: Some(i as f64 * 0.5),
+        ..Default::default()
+    })
+}
 /// Reads one Parquet file; panics with the path when it is not readable.
 pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));

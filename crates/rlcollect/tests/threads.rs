@@ -8,16 +8,6 @@ use rlcollect::testing::*;
 use rlcollect::*;
 use std::time::Duration;
 
-fn decision(i: i64, pair: &str) -> Record {
-    Record::ModelDecision(ModelDecision {
-        ts: Timestamp(1_700_000_000_000 + i * 300_000),
-        pair: pair.into(),
-        action: Some(i % 3),
-        reward: Some(i as f64 * 0.5),
-        ..Default::default()
-    })
-}
-
 #[test]
 fn each_threads_rows_keep_the_order_it_sent_them_in() {
     // 12 threads (more than the 8 batches, so some share one), checkpoints

@@ -101,8 +101,19 @@ fn parts_merge_while_the_run_goes_on_and_fully_at_its_end() {
     c.close().unwrap();
     let m = manifest(&run);
     let files = &m.streams["ev"].files;
-    assert_eq!(files.len(), 3, "600 rows at 200 a file: {files:?}");
-    assert!(files.iter().all(|f| f.path.starts_with("ev/part-") && f.rows == 200));
+    // How many parts each live merge took depends on how fast the loop ran
+    // against the compactor (a merge of 19 parts leaves 190 rows, which no
+    // neighbour joins), so the layout is checked, not a file count: files
+    // within the target, and no two neighbours that would fit it together.
+    assert!(
+        files.iter().all(|f| f.path.starts_with("ev/part-") && f.rows <= 200),
+        "{files:?}"
+    );
+    assert!(
+        files.windows(2).all(|w| w[0].rows + w[1].rows > 200),
+        "the final merge packs neighbours: {files:?}"
+    );
+    assert!(files.len() <= 5, "{files:?}");
     assert_eq!(stored_i(&run), (0..600).collect::<Vec<_>>());
     assert_gap_free(&globbed_seqs(&run), 600);
     let link = std::fs::read_link(run.join("ev")).unwrap();

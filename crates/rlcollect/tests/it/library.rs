@@ -4,16 +4,6 @@ use crate::*;
 use rlcollect::*;
 use std::time::Duration;
 
-fn decision(i: i64, pair: &str) -> Record {
-    Record::ModelDecision(ModelDecision {
-        ts: Timestamp(1_700_000_000_000 + i * 300_000),
-        pair: pair.into(),
-        action: Some(i % 3),
-        reward: Some(i as f64 * 0.5),
-        ..Default::default()
-    })
-}
-
 fn candle() -> Record {
     Record::Candle(Candle::default())
 }
