@@ -57,33 +57,34 @@ impl Handle {
     // The error gives the record back unboxed: boxing would cost every send an allocation.
     #[allow(clippy::result_large_err)]
     pub fn send(&self, record: Record) -> Result<(), Closed<Record>> {
-        match self.direct.push(record, true) {
-            Ok(ready) => {
-                if let Some(shard) = ready {
-                    // A failed send means the worker is gone, and with it
-                    // the run: `close` (or a panic) ended it after this push.
-                    let _ = self.tx.send(Msg::BatchReady(shard));
-                }
-                Ok(())
-            }
-            Err(Refused::Closed(record) | Refused::Full(record)) => Err(Closed(record)),
-        }
+        self.push(record, true).map_err(|e| match e {
+            Refused::Closed(record) | Refused::Full(record) => Closed(record),
+        })
     }
 
     /// Sends a record if this thread's chunks have room; gives it back otherwise.
     #[allow(clippy::result_large_err)] // see `send`
     pub fn try_send(&self, record: Record) -> Result<(), TrySendError<Record>> {
-        match self.direct.push(record, false) {
-            Ok(ready) => {
-                if let Some(shard) = ready {
-                    // A full channel delays the batch to the next tick at most.
-                    let _ = self.tx.try_send(Msg::BatchReady(shard));
-                }
-                Ok(())
-            }
-            Err(Refused::Full(record)) => Err(TrySendError::Full(record)),
-            Err(Refused::Closed(record)) => Err(TrySendError::Disconnected(record)),
+        self.push(record, false).map_err(|e| match e {
+            Refused::Full(record) => TrySendError::Full(record),
+            Refused::Closed(record) => TrySendError::Disconnected(record),
+        })
+    }
+
+    /// Appends `record` to this thread's batch (`wait`: block while it is
+    /// full) and tells the worker when the batch has a chunk ready.
+    #[allow(clippy::result_large_err)] // see `send`
+    fn push(&self, record: Record, wait: bool) -> Result<(), Refused> {
+        if let Some(shard) = self.direct.push(record, wait)? {
+            // A failed send means the worker is gone, and with it the run:
+            // `close` (or a panic) ended it after this push. A full channel
+            // (`try_send`) delays the batch to the next tick at most.
+            let _ = match wait {
+                true => self.tx.send(Msg::BatchReady(shard)).map_err(|_| ()),
+                false => self.tx.try_send(Msg::BatchReady(shard)).map_err(|_| ()),
+            };
         }
+        Ok(())
     }
 
     /// Sends decoded records of one producer (the readers do).
