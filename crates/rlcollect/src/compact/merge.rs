@@ -3,7 +3,7 @@
 //! Parquet), so it runs outside any lock, on the compactor thread; a crash
 //! here leaves only an unnamed folder, which recovery removes.
 
-use super::{Group, ROW_GROUP_ROWS};
+use super::{Group, PAGE_ROWS, ROW_GROUP_ROWS};
 use crate::atomic_file::{publish, sync_dir};
 use crate::column::widen;
 use crate::error::Error;
@@ -125,6 +125,7 @@ fn merge_group(
     // The parts' own encoding (part_file.rs) in zstd, with larger row groups.
     let props = writer_properties(&schema, PartCodec::Zstd)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_data_page_row_count_limit(PAGE_ROWS)
         .set_key_value_metadata(Some(vec![
             KeyValue::new(META_FIRST_SEQ.into(), first.first_seq.to_string()),
             KeyValue::new(META_LAST_SEQ.into(), last.last_seq.to_string()),

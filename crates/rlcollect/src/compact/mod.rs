@@ -73,6 +73,16 @@ impl Default for CompactOptions {
 /// Rows in a merged file's row groups.
 pub(crate) const ROW_GROUP_ROWS: usize = 128 * 1024;
 
+/// Rows in a merged file's data pages (the parquet crate's default is
+/// 20,000); a page that spans two parts' rows can hold up to twice that, less
+/// one, as the crate checks the limit between slices of each write. Every column of the row group being written holds a zstd context
+/// until the row group closes, and zstd sizes each context's window and
+/// tables by the pages it compresses: with a dozen columns that was most of
+/// a merge's memory. Measured on the 1 M-record bulk load (`rlcollect
+/// compact`, 2 merge threads): peak RSS 43–45 → 37–38 MiB, files 0.3%
+/// larger, no slower.
+pub(crate) const PAGE_ROWS: usize = 8 * 1024;
+
 /// Indices (into a stream's `files`) of consecutive Parquet files merged into one.
 pub(crate) type Group = Vec<usize>;
 

@@ -155,6 +155,53 @@ fn merged_files_keep_seq_order_and_widen_the_schema() {
     assert_eq!(stored_i(&run), vec![0, 1, 2]);
 }
 
+/// Rows in each data page of each column of `path`, row group by row group.
+fn page_rows(path: &Path) -> Vec<Vec<usize>> {
+    use parquet::column::page::PageReader;
+    use parquet::file::reader::{FileReader, RowGroupReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut groups = Vec::new();
+    for g in 0..reader.num_row_groups() {
+        let group = reader.get_row_group(g).unwrap();
+        let mut pages = Vec::new();
+        for c in 0..group.num_columns() {
+            let mut column = group.get_column_page_reader(c).unwrap();
+            while let Some(page) = column.get_next_page().unwrap() {
+                if !matches!(page, parquet::column::page::Page::DictionaryPage { .. }) {
+                    pages.push(page.num_values() as usize);
+                }
+            }
+        }
+        groups.push(pages);
+    }
+    groups
+}
+
+#[test]
+fn merged_files_have_row_groups_of_131072_rows_and_pages_of_fewer_than_16384() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("r");
+    finished_run(dir.path(), 140_000, 35_000);
+    let opts = CompactOptions {
+        grace: Duration::ZERO,
+        ..CompactOptions::default()
+    };
+    compact_run(&run, &opts).unwrap();
+    let m = manifest(&run);
+    assert_eq!(m.streams["ev"].files.len(), 1);
+    let groups = page_rows(&run.join(&m.streams["ev"].files[0].path));
+    assert_eq!(groups.len(), 2, "131,072 rows, then the rest");
+    // Pages of 8,192 rows; one that starts in one part's rows and ends in the
+    // next can hold up to twice that, less one (the parquet crate checks the
+    // limit between slices of each write). Its default would be 20,000.
+    for pages in &groups {
+        assert!(pages.iter().all(|&n| n < 16_384), "{pages:?}");
+    }
+    let columns = read_parquet(&run.join(&m.streams["ev"].files[0].path))[0].num_columns();
+    let rows: usize = groups.iter().flatten().sum();
+    assert_eq!(rows, 140_000 * columns, "every row of every column is in a page");
+}
+
 #[test]
 fn an_old_layout_run_is_compacted_and_compacting_twice_changes_no_row() {
     let dir = tempfile::tempdir().unwrap();
