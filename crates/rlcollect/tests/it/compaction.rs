@@ -157,8 +157,7 @@ fn merged_files_keep_seq_order_and_widen_the_schema() {
 
 /// Rows in each data page of each column of `path`, row group by row group.
 fn page_rows(path: &Path) -> Vec<Vec<usize>> {
-    use parquet::column::page::PageReader;
-    use parquet::file::reader::{FileReader, RowGroupReader, SerializedFileReader};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
     let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
     let mut groups = Vec::new();
     for g in 0..reader.num_row_groups() {
