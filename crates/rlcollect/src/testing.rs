@@ -226,3 +226,31 @@ impl TestRing {
         self.writer.close()
     }
 }
+
+/// Decodes NDJSON `input` as one sidecar reader does: each line into its
+/// stream's columns and, with `keep_lines`, into the log's lines, taking a
+/// chunk every `batch_records` records. Returns the rows stored and the
+/// lines rejected. For the decode benchmark (`cargo bench --bench decode`):
+/// a reader's work alone, on one thread, with nothing else running.
+pub fn decode_like_a_reader(input: &[u8], batch_records: usize, keep_lines: bool) -> (u64, u64) {
+    let mut chunk = crate::chunk::ChunkBuilder::new("bench".into(), false, keep_lines);
+    let (mut rows, mut rejected) = (0, 0);
+    let mut start = 0;
+    while start < input.len() {
+        // Split as the reader does (memchr), not byte by byte.
+        let end = memchr::memchr(b'\n', &input[start..]).map_or(input.len(), |n| start + n);
+        let line = &input[start..end];
+        start = end + 1;
+        if line.is_empty() {
+            continue;
+        }
+        if chunk.push_line(line).is_err() {
+            rejected += 1;
+        }
+        if chunk.len() >= batch_records {
+            rows += u64::from(chunk.take(None).rows);
+        }
+    }
+    rows += u64::from(chunk.take(None).rows);
+    (rows, rejected)
+}
