@@ -37,8 +37,20 @@ pub(crate) enum JsonError {
     Syntax { offset: usize, message: &'static str },
 }
 
+/// One member of an object: its key and its value.
+pub(crate) type Member<'a> = (Cow<'a, str>, JsonValue<'a>);
+
 /// Parses `line` as one JSON object and returns its members in order.
-pub(crate) fn parse_object(line: &str) -> Result<Vec<(Cow<'_, str>, JsonValue<'_>)>, JsonError> {
+#[cfg(test)]
+pub(crate) fn parse_object(line: &str) -> Result<Vec<Member<'_>>, JsonError> {
+    let mut members = Vec::new();
+    parse_object_into(line, &mut members).map(|()| members)
+}
+
+/// [`parse_object`] into `members` (emptied first), so that a reader can keep
+/// one vector for every line instead of allocating one per line.
+pub(crate) fn parse_object_into<'a>(line: &'a str, members: &mut Vec<Member<'a>>) -> Result<(), JsonError> {
+    members.clear();
     let mut p = Parser {
         s: line,
         b: line.as_bytes(),
@@ -53,7 +65,7 @@ pub(crate) fn parse_object(line: &str) -> Result<Vec<(Cow<'_, str>, JsonValue<'_
         };
     }
     p.i += 1;
-    let mut members = Vec::with_capacity(16);
+    members.reserve(16);
     p.skip_ws();
     if p.peek() == Some(b'}') {
         p.i += 1;
@@ -80,8 +92,7 @@ pub(crate) fn parse_object(line: &str) -> Result<Vec<(Cow<'_, str>, JsonValue<'_
             }
         }
     }
-    p.end()?;
-    Ok(members)
+    p.end()
 }
 
 /// Returns `raw` (valid JSON text, possibly with `NaN` tokens) without the
@@ -138,6 +149,26 @@ fn plain_len(bytes: &[u8]) -> usize {
         .iter()
         .take_while(|&&c| c != b'"' && c != b'\\' && c >= 0x20)
         .count()
+}
+
+/// `mantissa / 10^frac_digits` when Clinger's fast path gives it exactly:
+/// a mantissa of at most 2^53 and a power of ten of at most 10^22 are both
+/// exact in an `f64`, so one division rounds correctly, as the standard
+/// parse does. `digits` (all digits read) of at most 19 mean the mantissa
+/// did not wrap. Python's `repr` of a float has at most 17 digits, so most
+/// floats take this path; parsing the text again was most of the reader's
+/// number handling.
+fn exact_decimal(mantissa: u64, digits: usize, frac_digits: usize) -> Option<f64> {
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+        1e20, 1e21, 1e22,
+    ];
+    if digits > 19 || mantissa > 1 << 53 {
+        return None;
+    }
+    // Exact: the mantissa is at most 2^53.
+    let m = mantissa as f64;
+    POW10.get(frac_digits).map(|p| m / p)
 }
 
 struct Parser<'a> {
@@ -303,17 +334,27 @@ impl<'a> Parser<'a> {
             return Err(self.err("invalid number"));
         }
         let mut is_int = true;
+        // The fraction's digits go on into the integer part's, for the fast
+        // path below.
+        let mut mantissa = magnitude;
+        let mut frac_digits = 0;
         if self.peek() == Some(b'.') {
             is_int = false;
             self.i += 1;
             let frac = self.i;
-            self.digits();
-            if self.i == frac {
+            while let Some(d @ b'0'..=b'9') = self.peek() {
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+                self.i += 1;
+            }
+            frac_digits = self.i - frac;
+            if frac_digits == 0 {
                 return Err(self.err("invalid number"));
             }
         }
+        let mut has_exponent = false;
         if let Some(b'e' | b'E') = self.peek() {
             is_int = false;
+            has_exponent = true;
             self.i += 1;
             if let Some(b'+' | b'-') = self.peek() {
                 self.i += 1;
@@ -334,6 +375,11 @@ impl<'a> Parser<'a> {
         if is_int {
             if let Ok(v) = text.parse::<i64>() {
                 return Ok(JsonValue::Int(v));
+            }
+        }
+        if !has_exponent {
+            if let Some(v) = exact_decimal(mantissa, int_digits + frac_digits, frac_digits) {
+                return Ok(JsonValue::Float(if int_start > start { -v } else { v }));
             }
         }
         text.parse::<f64>()
@@ -469,7 +515,52 @@ mod tests {
         );
     }
 
+    fn float_of(text: &str) -> f64 {
+        match obj(&format!(r#"{{"x":{text}}}"#))[0].1 {
+            JsonValue::Float(f) => f,
+            ref other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn decimals_read_on_the_fast_path_match_the_standard_parse() {
+        for text in [
+            "0.0",
+            "-0.0",
+            "0.5",
+            "-2.5",
+            "0.1",
+            "0.30000000000000004",
+            "9007199254740.992",
+            "9007199254740.993",
+            "0.000000000000000000001",
+            "0.0000000000000000000001",
+            "0.00000000000000000000001",
+            "1234567890.123456789",
+            "12345678901234567890.5",
+            "100.0",
+            "1.7976931348623157",
+        ] {
+            let want: f64 = text.parse().unwrap();
+            assert_eq!(float_of(text).to_bits(), want.to_bits(), "{text}");
+        }
+    }
+
     proptest::proptest! {
+        /// Any float as Python's `repr` (shortest round trip) or with a
+        /// fixed number of digits reads back bit for bit as the standard
+        /// parse reads it.
+        #[test]
+        fn decimals_agree_with_the_standard_parse(f in proptest::prop_oneof![-1e7f64..1e7, proptest::num::f64::ANY], places in 0usize..25) {
+            for text in [format!("{f:?}"), format!("{f:.places$}"), format!("{:.places$}", f.fract())] {
+                if text.contains(['e', 'N', 'i']) || !text.contains('.') {
+                    continue;
+                }
+                let want: f64 = text.parse().unwrap();
+                proptest::prop_assert_eq!(float_of(&text).to_bits(), want.to_bits(), "{}", text);
+            }
+        }
+
         /// Every standard JSON object serde_json writes is read back with the same members.
         #[test]
         fn agrees_with_serde_json(map in proptest::collection::btree_map("[a-z\"\\\\ é]{0,6}", proptest::prelude::any::<i32>(), 0..6), s in "\\PC{0,12}") {

@@ -15,7 +15,7 @@ pub(crate) use stream_rows::StreamRows;
 
 use crate::active_run::RingMark;
 use crate::error::DecodeError;
-use crate::record::{Control, Kind, ParsedLine, Record, Row};
+use crate::record::{Control, Kind, LineScratch, ParsedLine, Record, Row};
 use crate::rejected_log::Rejected;
 use crate::summary::Aggregates;
 use crate::timestamp::Timestamp;
@@ -80,6 +80,8 @@ pub(crate) struct ChunkBuilder {
     pool: LinesPool,
     /// The ring offset after the frame being decoded, if it came from a ring.
     ring_offset: Option<u64>,
+    /// Vectors the next line's decoding reuses.
+    scratch: LineScratch,
 }
 
 impl ChunkBuilder {
@@ -99,6 +101,7 @@ impl ChunkBuilder {
             lines: LogLines::default(),
             pool: LinesPool::new(),
             ring_offset: None,
+            scratch: LineScratch::default(),
         }
     }
 
@@ -173,7 +176,7 @@ impl ChunkBuilder {
     /// into the columns and the log's lines). A `hello` or `bye` is handed
     /// back: the reader acts on those.
     pub(crate) fn push_line(&mut self, line: &[u8]) -> Result<Option<Control>, DecodeError> {
-        let parsed = ParsedLine::parse(line)?;
+        let mut parsed = ParsedLine::parse_with(line, &mut self.scratch)?;
         match &parsed.kind {
             Kind::Control(Control::Checkpoint) => {
                 self.events.push(ChunkEvent::Checkpoint {
@@ -195,6 +198,7 @@ impl ChunkBuilder {
             _ => self.aggregates.account_parsed(&parsed),
         }
         self.append_row(&parsed, Some(line));
+        self.scratch.recycle(&mut parsed);
         Ok(None)
     }
 

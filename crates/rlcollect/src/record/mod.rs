@@ -24,7 +24,7 @@ use crate::value::{Extras, ValueRef};
 use json_write::{write_json_str, write_tail};
 
 pub(crate) use coerce::CoreVal;
-pub(crate) use parsed::{Kind, ParsedLine};
+pub(crate) use parsed::{Kind, LineScratch, ParsedLine};
 pub use streams::{Candle, ModelDecision, Prediction, RlEpisode, SignalPropagation, Trade};
 
 /// A core stream: its names and its core columns.

@@ -8,7 +8,7 @@ use super::{is_valid_user_stream, Control, CoreField, Row, StreamDef, CORE_STREA
 use crate::buffer::META_COLUMNS;
 use crate::column::Column;
 use crate::error::DecodeError;
-use crate::json::{self, JsonValue};
+use crate::json::{self, JsonValue, Member};
 use crate::value::ValueRef;
 use std::borrow::Cow;
 
@@ -43,13 +43,60 @@ pub(crate) struct ParsedLine<'a> {
     pub line: &'a [u8],
 }
 
+/// The vectors decoding a line needs, kept from one line to the next by a
+/// reader: a fresh vector of members and one of extras per line were about a
+/// tenth of the reader's decoding (`Vec::with_capacity`, `grow_one` and the
+/// line's drop in `perf`).
+#[derive(Debug, Default)]
+pub(crate) struct LineScratch {
+    members: Vec<Member<'static>>,
+    extras: Vec<(Cow<'static, str>, ValueRef<'static>)>,
+}
+
+impl LineScratch {
+    /// Takes back the vector of extras of a line that has been appended
+    /// (by reference: a line is most of a kilobyte, too much to move).
+    pub(crate) fn recycle(&mut self, line: &mut ParsedLine<'_>) {
+        self.extras = reuse(std::mem::take(&mut line.extras));
+    }
+}
+
+/// `v`'s allocation, emptied, as a vector of a type that differs from its
+/// own only in lifetimes. The standard library collects a `vec::IntoIter`
+/// into a vector of a type of the same size and alignment in place, so this
+/// allocates nothing, and lets a vector that held one line's borrows serve
+/// the next line without `unsafe`.
+fn reuse<T, U>(v: Vec<T>) -> Vec<U> {
+    v.into_iter().filter_map(|_| None).collect()
+}
+
 impl<'a> ParsedLine<'a> {
     /// Decodes one line (a trailing `\n` or `\r\n` is allowed).
     pub(crate) fn parse(line: &'a [u8]) -> Result<ParsedLine<'a>, DecodeError> {
+        Self::parse_with(line, &mut LineScratch::default())
+    }
+
+    /// [`ParsedLine::parse`] with vectors kept in `scratch` (give the line
+    /// back with [`LineScratch::recycle`] once it is appended).
+    pub(crate) fn parse_with(line: &'a [u8], scratch: &mut LineScratch) -> Result<ParsedLine<'a>, DecodeError> {
+        let mut members = reuse(std::mem::take(&mut scratch.members));
+        let extras = reuse(std::mem::take(&mut scratch.extras));
+        let parsed = Self::decode(line, &mut members, extras);
+        scratch.members = reuse(members);
+        parsed
+    }
+
+    // Inlined so the line is built where the caller keeps it, not moved.
+    #[inline(always)]
+    fn decode(
+        line: &'a [u8],
+        members: &mut Vec<Member<'a>>,
+        extras: Vec<(Cow<'a, str>, ValueRef<'a>)>,
+    ) -> Result<ParsedLine<'a>, DecodeError> {
         let text = std::str::from_utf8(line).map_err(|e| DecodeError::NotUtf8 {
             offset: e.valid_up_to(),
         })?;
-        let members = json::parse_object(text).map_err(|e| match e {
+        json::parse_object_into(text, members).map_err(|e| match e {
             json::JsonError::NotAnObject => DecodeError::NotAnObject,
             json::JsonError::Syntax { offset, message } => DecodeError::InvalidJson { offset, message },
         })?;
@@ -66,16 +113,16 @@ impl<'a> ParsedLine<'a> {
             kind: Kind::Control(Control::Checkpoint),
             core: Default::default(),
             source: None,
-            extras: Vec::new(),
+            extras,
             line,
         };
         if let Some(def) = CORE_STREAMS.iter().find(|d| d.wire == stream) {
             parsed.kind = Kind::Core(def);
             parsed.core_members(def.fields, members)?;
         } else if stream == "control" {
-            parsed.kind = Kind::Control(control(&members)?);
+            parsed.kind = Kind::Control(control(members)?);
         } else if is_valid_user_stream(&stream) {
-            for (key, v) in members {
+            for (key, v) in members.drain(..) {
                 parsed.common(key, v)?;
             }
             parsed.kind = Kind::User(stream);
@@ -88,16 +135,12 @@ impl<'a> ParsedLine<'a> {
     /// A core stream's members, in one pass. The errors are as if required
     /// fields were checked first (the first one missing or null, in field
     /// order), then each member in order.
-    fn core_members(
-        &mut self,
-        fields: &'static [CoreField],
-        members: Vec<(Cow<'a, str>, JsonValue<'a>)>,
-    ) -> Result<(), DecodeError> {
+    fn core_members(&mut self, fields: &'static [CoreField], members: &mut Vec<Member<'a>>) -> Result<(), DecodeError> {
         // Bit i: field i was sent, not null.
         let mut present: u32 = 0;
         let mut first_error = None;
         let mut next = 0;
-        for (key, v) in members {
+        for (key, v) in members.drain(..) {
             let Some(i) = field_index(fields, &key, next) else {
                 if first_error.is_none() {
                     first_error = self.common(key, v).err();

@@ -211,3 +211,76 @@ fn control_records_written_as_json_read_back_equal() {
         );
     }
 }
+
+#[test]
+fn a_scratch_shared_by_many_lines_decodes_each_as_a_fresh_one_would() {
+    let lines = [
+        r#"{"stream":"model_decisions","ts":1,"pair":"A/B","action":2,"q":[1,2],"eps":0.25}"#,
+        r#"{"stream":"my_stream","a":"x","b":1.5,"a":"y"}"#,
+        r#"{"stream":"trades","pair":"A/B","open_date":"bad"}"#,
+        r#"{"stream":"my_stream","c":null,"#,
+        r#"{"stream":"control","op":"checkpoint"}"#,
+        r#"{"stream":"predictions","ts":2,"pair":"A/B","prediction":0.125,"DI_values":0.5}"#,
+        r#"{"stream":"my_stream"}"#,
+    ];
+    let mut scratch = LineScratch::default();
+    for line in lines {
+        let shared = ParsedLine::parse_with(line.as_bytes(), &mut scratch);
+        assert_eq!(shared, ParsedLine::parse(line.as_bytes()), "{line}");
+        if let Ok(mut parsed) = shared {
+            scratch.recycle(&mut parsed);
+        }
+    }
+}
+
+#[test]
+fn a_scratch_keeps_its_allocations_from_line_to_line() {
+    let mut scratch = LineScratch::default();
+    let mut first = ParsedLine::parse_with(br#"{"stream":"s","a":1,"b":2}"#, &mut scratch).unwrap();
+    let extras = first.extras.as_ptr() as usize;
+    scratch.recycle(&mut first);
+    let second = ParsedLine::parse_with(br#"{"stream":"s","c":3}"#, &mut scratch).unwrap();
+    assert_eq!(second.extras.as_ptr() as usize, extras);
+    assert_eq!(second.extras.len(), 1);
+}
+
+/// The same members with `stream` first (decoded as they are read) and with
+/// `stream` last (the general path, all members first) decode alike, errors
+/// included: a JSON error anywhere in the line comes before any field error.
+#[test]
+fn stream_first_and_stream_last_decode_alike() {
+    let bodies = [
+        r#""ts":1,"pair":"A/B","action":2,"q":[1,2],"eps":0.25"#,
+        r#""pair":5,"trade_id":"x","#,
+        r#""pair":"A/B","_seq":1"#,
+        r#""pair":"A/B","trade_id":1,"open_date":"bad","_seq":2"#,
+        r#""pair":"A/B","trade_id":1,"open_date":1,"close_date":null,"x":Infinity"#,
+        r#""ts":null,"pair":"A/B""#,
+        r#""a":"x","b":1.5,"a":"y","source":"s1""#,
+        r#""_seq":1,"a":"#,
+        r#""_seq":1,"source":3"#,
+    ];
+    for stream in ["model_decisions", "trades", "my_stream"] {
+        for body in bodies {
+            let first = format!(r#"{{"stream":"{stream}",{body}}}"#);
+            let last = format!(r#"{{{body},"stream":"{stream}"}}"#);
+            let (a, b) = (ParsedLine::parse(first.as_bytes()), ParsedLine::parse(last.as_bytes()));
+            match (a, b) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(
+                        (&a.kind, &a.core, &a.source, &a.extras),
+                        (&b.kind, &b.core, &b.source, &b.extras),
+                        "{first}"
+                    )
+                }
+                (
+                    Err(DecodeError::InvalidJson { message: a, .. }),
+                    Err(DecodeError::InvalidJson { message: b, .. }),
+                ) => {
+                    assert_eq!(a, b, "{first}")
+                }
+                (a, b) => assert_eq!(a.map(|_| ()), b.map(|_| ()), "{first}"),
+            }
+        }
+    }
+}
