@@ -254,3 +254,20 @@ pub fn decode_like_a_reader(input: &[u8], batch_records: usize, keep_lines: bool
     rows += u64::from(chunk.take(None).rows);
     (rows, rejected)
 }
+
+/// The rows of each frame in the write-ahead log of the run at `run_dir`, in
+/// log order (what is on disk now: appends wait for the group commit). One
+/// frame is one chunk a reader or a `Handle` thread handed the worker.
+pub fn wal_frame_rows(run_dir: &Path) -> Vec<u32> {
+    let run = RunDir::at(run_dir).expect("a run directory");
+    let mut rows = Vec::new();
+    for (_, path) in run.wal_segments() {
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        for (_, entry) in crate::wal::read_segment(&bytes).entries {
+            if let crate::wal::Logged::Batch(batch) = entry {
+                rows.push(batch.lines.len());
+            }
+        }
+    }
+    rows
+}

@@ -3,7 +3,7 @@
 //! into rejections, and sends a batch when it is full or the reader is about to
 //! block.
 
-use super::{ReadCounts, ReaderOptions, Readers, Session, RAW_CUT};
+use super::{ReadCounts, ReaderOptions, Readers, Session, MIN_BATCH_BYTES, RAW_CUT};
 use crate::active_run::RingMark;
 use crate::chunk::ChunkBuilder;
 use crate::collector::Handle;
@@ -11,6 +11,7 @@ use crate::error::DecodeError;
 use crate::record::Control;
 use crate::rejected_log::Rejected;
 use crate::ring::map::RingMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// What a line asks of the reader beyond being decoded.
@@ -31,10 +32,37 @@ pub(super) struct Pump<'a> {
     opts: ReaderOptions,
     chunk: ChunkBuilder,
     counts: ReadCounts,
+    /// Input bytes decoded into the chunk being built.
+    chunk_bytes: usize,
+    /// Counts this reader among those sharing the batch budget.
+    active: Active<'a>,
+    /// This reader's share of the budget, as of its last batch.
+    share: usize,
     /// Set while skipping the rest of an over-long line: its length so far and its head.
     overlong: Option<(usize, Vec<u8>)>,
     /// The ring being read, if any.
     ring: Option<RingCursor>,
+}
+
+/// One reader counted among those building batches while it lives.
+struct Active<'a>(&'a AtomicUsize);
+
+impl<'a> Active<'a> {
+    fn new(readers: &'a AtomicUsize) -> Self {
+        readers.fetch_add(1, Ordering::Relaxed);
+        Active(readers)
+    }
+
+    /// This reader's share of `budget` bytes, now.
+    fn share(&self, budget: usize) -> usize {
+        (budget / self.0.load(Ordering::Relaxed).max(1)).max(MIN_BATCH_BYTES)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Where a pump is in the ring it reads.
@@ -50,6 +78,8 @@ struct RingCursor {
 impl<'a> Pump<'a> {
     pub(super) fn new(readers: &'a Readers, session: &'a mut dyn Session, source: &str) -> Self {
         let (keep_candles, keep_lines) = readers.handle.chunk_settings();
+        let active = Active::new(&readers.active);
+        let share = active.share(readers.opts.batch_budget);
         Pump {
             handle: &readers.handle,
             hello_no_ring: &readers.answers.no_ring,
@@ -58,6 +88,9 @@ impl<'a> Pump<'a> {
             chunk: ChunkBuilder::new(source.into(), keep_candles, keep_lines)
                 .with_pool(readers.handle.lines_pool().clone()),
             counts: ReadCounts::default(),
+            chunk_bytes: 0,
+            active,
+            share,
             overlong: None,
             ring: None,
         }
@@ -95,7 +128,7 @@ impl<'a> Pump<'a> {
                 }
                 None => self.line(line),
             };
-            if self.chunk.len() >= self.opts.batch_records && !self.flush() {
+            if self.chunk_full() && !self.flush() {
                 return Err(());
             }
             if action.is_some() {
@@ -113,7 +146,7 @@ impl<'a> Pump<'a> {
         if let Some(ring) = self.ring.as_mut() {
             ring.end = end;
         }
-        if self.chunk.len() >= self.opts.batch_records && !self.flush() {
+        if self.chunk_full() && !self.flush() {
             return Err(());
         }
         Ok(())
@@ -146,6 +179,11 @@ impl<'a> Pump<'a> {
         }
     }
 
+    /// Whether the chunk being built holds a batch (records or bytes).
+    fn chunk_full(&self) -> bool {
+        self.chunk.len() >= self.opts.batch_records || self.chunk_bytes >= self.share
+    }
+
     /// Sends what was decoded as a chunk; false when the collector is gone.
     /// A ring's chunk carries where it ended, even with no line in it.
     pub(super) fn flush(&mut self) -> bool {
@@ -161,12 +199,15 @@ impl<'a> Pump<'a> {
                 end: r.end,
             }
         });
+        self.chunk_bytes = 0;
+        self.share = self.active.share(self.opts.batch_budget);
         self.handle.send_chunk(self.chunk.take(ring)).is_ok()
     }
 
     /// Decodes one line; returns the action it asks for, if any.
     fn line(&mut self, raw: &[u8]) -> Option<Action> {
         self.counts.lines += 1;
+        self.chunk_bytes += raw.len() + 1;
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         if line.iter().all(u8::is_ascii_whitespace) {
             return None;
@@ -221,5 +262,22 @@ impl<'a> Pump<'a> {
             raw: String::from_utf8_lossy(cut).into_owned(),
         };
         self.chunk.reject(rejected);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readers_share_the_batch_budget_while_they_read() {
+        let readers = AtomicUsize::new(0);
+        let one = Active::new(&readers);
+        assert_eq!(one.share(4 << 20), 4 << 20);
+        let two = Active::new(&readers);
+        assert_eq!(one.share(4 << 20), 2 << 20);
+        assert_eq!(two.share(96 << 10), MIN_BATCH_BYTES, "never below the smallest share");
+        drop(two);
+        assert_eq!(one.share(4 << 20), 4 << 20);
     }
 }

@@ -8,6 +8,7 @@ mod compaction;
 mod durability;
 mod freqtrade;
 mod library;
+mod readers;
 mod rings;
 mod spec_cases;
 
