@@ -60,3 +60,71 @@ fn a_reader_hands_over_a_batch_once_it_holds_its_share_of_the_budget() {
     let default = frames_after_reading(ReaderOptions::default());
     assert!(default.iter().any(|&rows| rows > 9), "{default:?}");
 }
+
+/// A large input (many reads, many batches): every row is stored once and in
+/// input order, bad lines are rejected under their own line numbers, blank
+/// and `\r\n` lines are handled, and a `hello` in the middle renames the
+/// source from that line on.
+#[test]
+fn a_large_input_keeps_order_line_numbers_and_hello() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.ndjson");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+    let (mut expected_is, mut bad_lines) = (Vec::new(), Vec::new());
+    let total = 30_000u64;
+    for n in 1..=total {
+        match n {
+            _ if n % 997 == 0 => {
+                writeln!(f, r#"{{"stream":"ev","i":{n},"broken""#).unwrap();
+                bad_lines.push(n);
+            }
+            _ if n % 1009 == 0 => writeln!(f).unwrap(),
+            _ if n % 1013 == 0 => write!(f, "{{\"stream\":\"ev\",\"i\":{n}}}\r\n")
+                .map(|_| expected_is.push(n as i64))
+                .unwrap(),
+            20_000 => writeln!(f, r#"{{"stream":"control","op":"hello","source":"renamed"}}"#).unwrap(),
+            _ => {
+                writeln!(
+                    f,
+                    r#"{{"stream":"ev","i":{n},"pad":"{}"}}"#,
+                    "p".repeat((n % 200) as usize)
+                )
+                .unwrap();
+                expected_is.push(n as i64);
+            }
+        }
+    }
+    drop(f);
+    let c = Collector::builder(tmp.path()).run_id("r").build().unwrap();
+    let readers = Readers::new(c.handle(), c.run(), ReaderOptions::default(), StopGate::new());
+    let (_, counts) = readers.read(std::fs::File::open(&input).unwrap(), "src", &mut OneWay);
+    c.close().unwrap();
+    assert_eq!(counts.lines, total);
+    assert_eq!(counts.rejected, bad_lines.len() as u64);
+    assert_eq!(counts.records, expected_is.len() as u64);
+
+    let run = tmp.path().join("r");
+    let stored: Vec<i64> = rlcollect::testing::stored_int_rows(&run, "ev", &["i"])
+        .into_iter()
+        .map(|(_, v)| v[0])
+        .collect();
+    assert!(stored == expected_is, "rows out of input order or missing");
+    let rejected = std::fs::read_to_string(run.join("rejected.ndjson")).unwrap();
+    let rejected_lines: Vec<u64> = rejected
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["line"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(rejected_lines, bad_lines);
+    let sources = rlcollect::testing::manifest(&run).sources;
+    let after_hello = expected_is.iter().filter(|&&i| i > 20_000).count() as u64;
+    assert_eq!(sources.get("renamed"), Some(&after_hello), "{sources:?}");
+    assert_eq!(
+        sources.get("src"),
+        Some(&(expected_is.len() as u64 - after_hello)),
+        "{sources:?}"
+    );
+}
