@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::fs::{FileSystem, WritableFile};
 use crate::run_dir::temp_path;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Fsyncs a directory so that renames and new entries in it are durable.
 pub(crate) fn sync_dir(fs: &dyn FileSystem, dir: &Path) -> Result<(), Error> {
@@ -24,6 +24,17 @@ pub(crate) fn publish(
     path: &Path,
     write: impl FnOnce(Out) -> Result<Out, Error>,
 ) -> Result<u64, Error> {
+    write_temp(fs, path, write)?.commit(fs)
+}
+
+/// The first half of [`publish`]: `write` fills the temp file, whose
+/// writeback to disk then starts without waiting. Nothing is durable or
+/// visible yet. On an error the temp file is removed.
+pub(crate) fn write_temp(
+    fs: &dyn FileSystem,
+    path: &Path,
+    write: impl FnOnce(Out) -> Result<Out, Error>,
+) -> Result<Written, Error> {
     let tmp = temp_path(path);
     let result = (|| {
         let file = fs
@@ -31,21 +42,58 @@ pub(crate) fn publish(
             .map_err(Error::io(format!("create {}", tmp.display())))?;
         let mut file = write(file)?;
         file.flush().map_err(Error::io(format!("write {}", tmp.display())))?;
-        file.sync_all().map_err(Error::io(format!("fsync {}", tmp.display())))?;
-        drop(file);
-        fs.rename(&tmp, path)
-            .map_err(Error::io(format!("rename {} to {}", tmp.display(), path.display())))?;
-        Ok(())
+        file.start_writeback();
+        Ok(file)
     })();
     match result {
-        Ok(()) => {
-            sync_dir(fs, path.parent().unwrap_or(Path::new(".")))?;
-            Ok(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0))
-        }
+        Ok(file) => Ok(Written {
+            tmp,
+            path: path.to_owned(),
+            file,
+        }),
         Err(e) => {
             let _ = fs.remove_file(&tmp);
             Err(e)
         }
+    }
+}
+
+/// A file written under its temp name (see [`write_temp`]). Writing several
+/// before committing any lets the disk take one's data while the next is
+/// encoded, so the fsyncs of [`Written::commit`] wait less.
+pub(crate) struct Written {
+    tmp: PathBuf,
+    path: PathBuf,
+    file: Out,
+}
+
+impl Written {
+    /// The second half of [`publish`]: fsync, rename to the final name,
+    /// fsync the folder; returns the file's size. On an error before the
+    /// rename the temp file is removed.
+    pub(crate) fn commit(mut self, fs: &dyn FileSystem) -> Result<u64, Error> {
+        let (tmp, path) = (&self.tmp, &self.path);
+        let synced = self
+            .file
+            .sync_all()
+            .map_err(Error::io(format!("fsync {}", tmp.display())));
+        drop(self.file);
+        let renamed = synced.and_then(|()| {
+            fs.rename(tmp, path)
+                .map_err(Error::io(format!("rename {} to {}", tmp.display(), path.display())))
+        });
+        if let Err(e) = renamed {
+            let _ = fs.remove_file(tmp);
+            return Err(e);
+        }
+        sync_dir(fs, path.parent().unwrap_or(Path::new(".")))?;
+        Ok(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0))
+    }
+
+    /// Gives the file up: its temp name is removed.
+    pub(crate) fn abandon(self, fs: &dyn FileSystem) {
+        drop(self.file);
+        let _ = fs.remove_file(&self.tmp);
     }
 }
 
@@ -87,6 +135,34 @@ mod tests {
         let err = publish(&RealFs, &path, |_| Err(Error::Config("boom".into()))).unwrap_err();
         assert!(err.to_string().contains("boom"));
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn files_written_first_appear_only_when_committed_and_a_failed_commit_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultyFs::new();
+        let bytes = |b: &'static [u8]| {
+            move |mut f: Out| {
+                f.write_all(b).unwrap();
+                Ok(f)
+            }
+        };
+        let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+        let written = [
+            write_temp(&fs, &a, bytes(b"aa")).unwrap(),
+            write_temp(&fs, &b, bytes(b"bbb")).unwrap(),
+            write_temp(&fs, &c, bytes(b"c")).unwrap(),
+        ];
+        assert!(!a.exists() && !b.exists() && !c.exists(), "nothing visible before a commit");
+        let [wa, wb, wc] = written;
+        assert_eq!(wa.commit(&fs).unwrap(), 2);
+        fs.set(Some(Fault::SyncFails));
+        assert!(wb.commit(&fs).is_err());
+        fs.set(None);
+        wc.abandon(&fs);
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["a"], "the committed file only: no temp file is left");
+        assert_eq!(fs::read(&a).unwrap(), b"aa");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Encoding a sealed batch of rows as one part file: zstd Parquet whose footer
 //! records the batch's `_seq` range and run id, or CSV with a header.
 
-use crate::atomic_file::publish;
+use crate::atomic_file::{write_temp, Written};
 use crate::buffer::SealedBatch;
 use crate::error::Error;
 use crate::fs::FileSystem;
@@ -58,15 +58,15 @@ pub(crate) enum PartCodec {
     Lz4,
 }
 
-/// Writes one sealed batch as a Parquet file whose footer records the
-/// batch's `_seq` range and run id.
-pub(crate) fn publish_parquet(
+/// Writes one sealed batch under a temp name (commit it to publish it) as a
+/// Parquet file whose footer records the batch's `_seq` range and run id.
+pub(crate) fn write_parquet(
     fs: &dyn FileSystem,
     path: &Path,
     part: &SealedBatch,
     run_id: &str,
     codec: PartCodec,
-) -> Result<u64, Error> {
+) -> Result<Written, Error> {
     let props = writer_properties(&part.schema, codec)
         .set_key_value_metadata(Some(vec![
             KeyValue::new(META_FIRST_SEQ.into(), part.first_seq.to_string()),
@@ -74,7 +74,7 @@ pub(crate) fn publish_parquet(
             KeyValue::new(META_RUN_ID.into(), run_id.to_owned()),
         ]))
         .build();
-    publish(fs, path, |file| {
+    write_temp(fs, path, |file| {
         let mut writer = ArrowWriter::try_new(
             BufWriter::with_capacity(1 << 20, file),
             part.schema.clone(),
@@ -112,9 +112,10 @@ pub(crate) fn writer_properties(schema: &Schema, codec: PartCodec) -> WriterProp
     props
 }
 
-/// Writes one sealed batch as CSV with a header (timestamps as RFC 3339).
-pub(crate) fn publish_csv(fs: &dyn FileSystem, path: &Path, part: &SealedBatch) -> Result<u64, Error> {
-    publish(fs, path, |file| {
+/// Writes one sealed batch under a temp name (commit it to publish it) as
+/// CSV with a header (timestamps as RFC 3339).
+pub(crate) fn write_csv(fs: &dyn FileSystem, path: &Path, part: &SealedBatch) -> Result<Written, Error> {
+    write_temp(fs, path, |file| {
         let mut writer = arrow_csv::WriterBuilder::new()
             .with_header(true)
             .with_timestamp_tz_format("%Y-%m-%dT%H:%M:%S%.3f%:z".to_owned())
@@ -189,7 +190,10 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("part.parquet");
-        publish_parquet(&crate::fs::RealFs, &path, &part, "r", PartCodec::Zstd).unwrap();
+        let fs = crate::fs::RealFs;
+        write_parquet(&fs, &path, &part, "r", PartCodec::Zstd)
+            .and_then(|w| w.commit(&fs))
+            .unwrap();
         let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
         let group = reader.metadata().row_group(0);
         let dictionary = |i: usize| group.column(i).dictionary_page_offset().is_some();

@@ -114,6 +114,10 @@ impl Write for FaultyFile {
 }
 
 impl WritableFile for FaultyFile {
+    fn start_writeback(&mut self) {
+        self.inner.start_writeback();
+    }
+
     fn sync_all(&mut self) -> io::Result<()> {
         self.fs.check_crash()?;
         if self.fs.hit(Fault::SyncFails) {

@@ -18,6 +18,11 @@ use std::path::{Path, PathBuf};
 pub trait WritableFile: Write + Send {
     /// Flushes the file's data and metadata to stable storage (fsync).
     fn sync_all(&mut self) -> io::Result<()>;
+
+    /// Starts writing the file's data to disk without waiting for it, so a
+    /// later [`sync_all`](Self::sync_all) has less to wait for. Only a hint:
+    /// it promises nothing about durability, and may do nothing.
+    fn start_writeback(&mut self) {}
 }
 
 /// The operations the collector performs on part and manifest files.
@@ -52,6 +57,13 @@ pub struct RealFs;
 impl WritableFile for File {
     fn sync_all(&mut self) -> io::Result<()> {
         File::sync_all(self)
+    }
+
+    fn start_writeback(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid descriptor we own for the call; the range 0..0 means
+        // the whole file. An error only means no head start: ignored.
+        let _ = unsafe { libc::sync_file_range(self.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
     }
 }
 
