@@ -153,14 +153,20 @@ mod tests {
             write_temp(&fs, &b, bytes(b"bbb")).unwrap(),
             write_temp(&fs, &c, bytes(b"c")).unwrap(),
         ];
-        assert!(!a.exists() && !b.exists() && !c.exists(), "nothing visible before a commit");
+        assert!(
+            !a.exists() && !b.exists() && !c.exists(),
+            "nothing visible before a commit"
+        );
         let [wa, wb, wc] = written;
         assert_eq!(wa.commit(&fs).unwrap(), 2);
         fs.set(Some(Fault::SyncFails));
         assert!(wb.commit(&fs).is_err());
         fs.set(None);
         wc.abandon(&fs);
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, ["a"], "the committed file only: no temp file is left");
         assert_eq!(fs::read(&a).unwrap(), b"aa");
     }
