@@ -271,3 +271,17 @@ pub fn wal_frame_rows(run_dir: &Path) -> Vec<u32> {
     }
     rows
 }
+
+/// The line numbers in the `rejected.ndjson` of the run at `run_dir`, in
+/// order; empty when nothing was rejected.
+pub fn rejected_line_numbers(run_dir: &Path) -> Vec<u64> {
+    let path = RunDir::at(run_dir).expect("a run directory").rejected_path();
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let record: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: a bad line {l:?}: {e}", path.display()));
+            record["line"].as_u64().expect("every rejected line has a number")
+        })
+        .collect()
+}

@@ -109,16 +109,7 @@ fn a_large_input_keeps_order_line_numbers_and_hello() {
         .map(|(_, v)| v[0])
         .collect();
     assert!(stored == expected_is, "rows out of input order or missing");
-    let rejected = std::fs::read_to_string(run.join("rejected.ndjson")).unwrap();
-    let rejected_lines: Vec<u64> = rejected
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["line"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(rejected_lines, bad_lines);
+    assert_eq!(rlcollect::testing::rejected_line_numbers(&run), bad_lines);
     let sources = rlcollect::testing::manifest(&run).sources;
     let after_hello = expected_is.iter().filter(|&&i| i > 20_000).count() as u64;
     assert_eq!(sources.get("renamed"), Some(&after_hello), "{sources:?}");

@@ -100,16 +100,7 @@ fn the_cases_through_the_collector_store_the_spec_totals() {
         totals["accepted_data_records"].as_u64().unwrap(),
     );
     assert_typed_columns(&run);
-    let rej = std::fs::read_to_string(RunDir::at(&run).unwrap().rejected_path()).unwrap();
-    let numbers: Vec<u64> = rej
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["line"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(numbers, [4, 5, 6, 7, 8, 13]);
+    assert_eq!(rejected_line_numbers(&run), [4, 5, 6, 7, 8, 13]);
 }
 
 /// The typed columns of the case files, as the spec lists them.
