@@ -142,6 +142,9 @@ fn write_job(
             written
         })
         .collect();
+    // The second pass tracks its own failures: a stream's parts before one
+    // that failed in the first pass are still published (and the ones after
+    // it failed there already).
     failed.clear();
     job.iter()
         .zip(written)

@@ -187,6 +187,8 @@ impl<'a> Pump<'a> {
     /// Sends what was decoded as a chunk; false when the collector is gone.
     /// A ring's chunk carries where it ended, even with no line in it.
     pub(super) fn flush(&mut self) -> bool {
+        // Blank lines count bytes but no records: they start no batch either.
+        self.chunk_bytes = 0;
         let moved = self.ring.as_ref().is_some_and(|r| r.end > r.sent);
         if self.chunk.len() == 0 && !moved {
             return true;
@@ -199,7 +201,6 @@ impl<'a> Pump<'a> {
                 end: r.end,
             }
         });
-        self.chunk_bytes = 0;
         self.share = self.active.share(self.opts.batch_budget);
         self.handle.send_chunk(self.chunk.take(ring)).is_ok()
     }
