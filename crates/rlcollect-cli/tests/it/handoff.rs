@@ -199,14 +199,23 @@ fn a_sidecar_killed_while_producers_write_is_restarted_and_nothing_is_lost_or_do
     };
     let mut first = sidecar();
     assert!(wait_for(30.0, || socket.exists()), "the sidecar listens");
-    let count = 60_000;
-    let children: Vec<_> = (0..3).map(|k| spawn_child(dir.path(), "r", k, Some(count))).collect();
+    // Enough that no producer is done when the sidecar dies: one that is
+    // done leaves nothing for the second sidecar, which then (rightly) waits
+    // for a producer that never comes.
+    let count = 150_000;
+    let mut children: Vec<_> = (0..3).map(|k| spawn_child(dir.path(), "r", k, Some(count))).collect();
     for (_, reports) in &children {
         reports.recv_timeout(Duration::from_secs(60)).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(100));
     first.kill().unwrap(); // SIGKILL, mid-stream
     first.wait().unwrap();
+    assert!(
+        children
+            .iter_mut()
+            .all(|(child, _)| child.try_wait().unwrap().is_none()),
+        "every producer is still writing when the sidecar dies"
+    );
     let _ = std::fs::remove_file(&socket);
     std::thread::sleep(Duration::from_millis(300));
     let mut second = sidecar(); // recovers the run and adopts the live rings
