@@ -53,6 +53,7 @@ pub mod ingest;
 mod json;
 mod manifest;
 mod message;
+mod part_commit;
 mod part_file;
 mod part_writer;
 mod producer;

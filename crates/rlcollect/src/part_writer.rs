@@ -6,13 +6,16 @@
 //! and learns per part whether it was written; it alone then lists the files
 //! in the manifest (`publisher.rs`). Within a stream, parts are written in
 //! order and a failure stops that stream's later parts, so the published
-//! parts of a stream are always a prefix of its sealed ones.
+//! parts of a stream are always a prefix of its sealed ones. The parts are
+//! encoded here and committed by [`Committers`], streams side by side.
 
 use crate::atomic_file::{sync_dir, Written};
 use crate::buffer::SealedBatch;
 use crate::error::Error;
 use crate::fs::FileSystem;
 use crate::manifest::FileEntry;
+pub(crate) use crate::part_commit::PartResult;
+use crate::part_commit::{waits_for_earlier, Committers, Pending};
 use crate::part_file::{write_csv, write_parquet, Format, PartCodec};
 use crate::run_dir::RunDir;
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -31,9 +34,6 @@ pub(crate) struct PartJob {
     pub number: u32,
     pub part: SealedBatch,
 }
-
-/// What became of one part of a job, in the job's order.
-pub(crate) type PartResult = Result<Vec<FileEntry>, Error>;
 
 /// The writer thread and its two channels.
 pub(crate) struct PartWriter {
@@ -57,8 +57,9 @@ impl PartWriter {
         let thread = std::thread::Builder::new()
             .name("rlcollect-parts".into())
             .spawn(move || {
+                let mut committers = Committers::new(fs.clone());
                 for job in incoming {
-                    let written = write_job(&run, fs.as_ref(), format, codec, job);
+                    let written = write_job(&run, fs.as_ref(), format, codec, &mut committers, job);
                     if results.send(written).is_err() {
                         return;
                     }
@@ -115,76 +116,41 @@ impl Drop for PartWriter {
 }
 
 /// Writes a job's parts in two passes: every part under its temp name first,
-/// with its writeback started, then each made durable and visible in order.
-/// The disk so takes one part's data while the next is encoded (the fsyncs
-/// were nearly half of this thread's time in a bulk load). After a failure,
-/// later parts of the same stream are not published (they would come after
-/// a missing part).
+/// with its writeback started, then each made durable and visible by the
+/// [`Committers`]. The disk so takes one part's data while the next is
+/// encoded (the fsyncs were nearly half of this thread's time in a bulk
+/// load). After a failure, later parts of the same stream are not published
+/// (they would come after a missing part).
 fn write_job(
     run: &RunDir,
     fs: &dyn FileSystem,
     format: Format,
     codec: PartCodec,
+    committers: &mut Committers,
     job: Vec<PartJob>,
 ) -> Vec<PartResult> {
     let mut failed: HashSet<Arc<str>> = HashSet::new();
-    let written: Vec<_> = job
+    let pending = job
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(index, p)| {
             let written = if failed.contains(&p.stream) {
-                Err(waits_for_earlier(p))
+                Err(waits_for_earlier(&p.stream, p.number))
             } else {
                 write_part(run, fs, (format, codec), p)
             };
             if written.is_err() {
                 failed.insert(p.stream.clone());
             }
-            written
+            Pending {
+                index,
+                stream: p.stream.clone(),
+                number: p.number,
+                written,
+            }
         })
         .collect();
-    // The second pass tracks its own failures: a stream's parts before one
-    // that failed in the first pass are still published (and the ones after
-    // it failed there already).
-    failed.clear();
-    job.iter()
-        .zip(written)
-        .map(|(p, written)| {
-            let files = written?;
-            if failed.contains(&p.stream) {
-                files.into_iter().for_each(|(w, _)| w.abandon(fs));
-                return Err(waits_for_earlier(p));
-            }
-            let committed = commit_part(fs, files);
-            if committed.is_err() {
-                failed.insert(p.stream.clone());
-            }
-            committed
-        })
-        .collect()
-}
-
-fn waits_for_earlier(p: &PartJob) -> Error {
-    Error::Io {
-        context: format!("{} part {} waits for an earlier part", p.stream, p.number),
-        source: std::io::Error::other("an earlier part of the stream failed"),
-    }
-}
-
-/// Publishes a part's files (see [`Written::commit`]), each listed with its
-/// size; after a failure the rest are given up.
-fn commit_part(fs: &dyn FileSystem, files: Vec<(Written, FileEntry)>) -> PartResult {
-    let mut entries = Vec::with_capacity(files.len());
-    let mut files = files.into_iter();
-    while let Some((written, entry)) = files.next() {
-        match written.commit(fs) {
-            Ok(bytes) => entries.push(FileEntry { bytes, ..entry }),
-            Err(e) => {
-                files.for_each(|(w, _)| w.abandon(fs));
-                return Err(e);
-            }
-        }
-    }
-    Ok(entries)
+    committers.commit(pending)
 }
 
 /// Writes one batch as part `number` of its stream, in every configured
