@@ -18,18 +18,20 @@ static void wait_like_a_disk(void) {
         nanosleep(&t, NULL);
 }
 
+/* Waits, then calls the libc function `name` (looked up once into *real). */
+static int delayed(const char *name, int (**real)(int), int fd) {
+    if (!*real)
+        *real = (int (*)(int))dlsym(RTLD_NEXT, name);
+    wait_like_a_disk();
+    return (*real)(fd);
+}
+
 int fsync(int fd) {
     static int (*real)(int);
-    if (!real)
-        real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-    wait_like_a_disk();
-    return real(fd);
+    return delayed("fsync", &real, fd);
 }
 
 int fdatasync(int fd) {
     static int (*real)(int);
-    if (!real)
-        real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-    wait_like_a_disk();
-    return real(fd);
+    return delayed("fdatasync", &real, fd);
 }
