@@ -22,13 +22,10 @@ DELAYS_US = [int(d) for d in os.environ.get("FSYNC_DELAYS_US", "0,1000,2000").sp
 
 
 def run(bin_, out, name, src, delay_us):
-    os.environ["LD_PRELOAD"] = SHIM
-    os.environ["FSYNC_DELAY_US"] = str(delay_us)
-    try:
-        secs, _ = measure([bin_, "run", "--out", out, "--run", name, "--min-free-mb", "0"], src)
-    finally:
-        del os.environ["LD_PRELOAD"], os.environ["FSYNC_DELAY_US"]
-    return secs
+    """Seconds of one run, the shim preloaded into rlcollect only."""
+    argv = ["env", f"LD_PRELOAD={SHIM}", f"FSYNC_DELAY_US={delay_us}",
+            bin_, "run", "--out", out, "--run", name, "--min-free-mb", "0"]
+    return measure(argv, src)[0]
 
 
 def main():

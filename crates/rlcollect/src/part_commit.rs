@@ -60,11 +60,10 @@ impl Committers {
     /// Commits `parts` (a job's, in its order) and returns each one's
     /// result, in the same order.
     pub(crate) fn commit(&mut self, parts: Vec<Pending>) -> Vec<PartResult> {
-        let count = parts.len();
         let mut streams = by_stream(parts).into_iter();
         let here = streams.next();
         let mut handed = 0;
-        let mut done: Vec<(usize, PartResult)> = Vec::with_capacity(count);
+        let mut done: Vec<(usize, PartResult)> = Vec::new();
         for task in streams {
             match self.helper(handed) {
                 Some(helper) => {
@@ -81,14 +80,9 @@ impl Committers {
         for helper in &self.helpers[..handed] {
             done.extend(helper.done.recv().expect("a helper answers every task"));
         }
-        let mut results: Vec<Option<PartResult>> = (0..count).map(|_| None).collect();
-        for (i, result) in done {
-            results[i] = Some(result);
-        }
-        results
-            .into_iter()
-            .map(|r| r.expect("every part has a result"))
-            .collect()
+        // Every part has exactly one result: back into the job's order.
+        done.sort_unstable_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, result)| result).collect()
     }
 
     /// The `n`th idle helper, started if need be; `None` when there is none
@@ -234,26 +228,22 @@ mod tests {
         }
     }
 
+    /// Every file under `dir`, as sorted paths relative to it.
     fn files_in(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = walk(dir);
+        let mut names = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let (path, name) = (e.as_ref().unwrap().path(), e.unwrap().file_name());
+            match path.is_dir() {
+                true => names.extend(
+                    files_in(&path)
+                        .into_iter()
+                        .map(|n| format!("{}/{n}", name.to_string_lossy())),
+                ),
+                false => names.push(name.to_string_lossy().into_owned()),
+            }
+        }
         names.sort();
         names
-    }
-
-    fn walk(dir: &Path) -> Vec<String> {
-        std::fs::read_dir(dir)
-            .unwrap()
-            .flat_map(|e| {
-                let e = e.unwrap();
-                match e.file_type().unwrap().is_dir() {
-                    true => walk(&e.path())
-                        .into_iter()
-                        .map(|n| format!("{}/{n}", e.file_name().to_string_lossy()))
-                        .collect(),
-                    false => vec![e.file_name().to_string_lossy().into_owned()],
-                }
-            })
-            .collect()
     }
 
     #[test]
