@@ -50,6 +50,7 @@ pub mod fs;
 #[cfg(not(feature = "test-util"))]
 mod fs;
 pub mod ingest;
+mod job_thread;
 mod json;
 mod manifest;
 mod message;

@@ -13,10 +13,10 @@
 use crate::atomic_file::Written;
 use crate::error::Error;
 use crate::fs::FileSystem;
+use crate::job_thread::JobThread;
 use crate::manifest::FileEntry;
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 /// What became of one part of a job, in the job's order.
 pub(crate) type PartResult = Result<Vec<FileEntry>, Error>;
@@ -43,9 +43,8 @@ pub(crate) struct Committers {
 }
 
 struct Helper {
-    tasks: Option<Sender<Vec<Pending>>>,
+    tasks: JobThread<Vec<Pending>>,
     done: Receiver<Vec<(usize, PartResult)>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl Committers {
@@ -67,8 +66,7 @@ impl Committers {
         for task in streams {
             match self.helper(handed) {
                 Some(helper) => {
-                    let tasks = helper.tasks.as_ref().expect("a helper runs until dropped");
-                    tasks.send(task).expect("a helper lives as long as its handle");
+                    helper.tasks.submit(task);
                     handed += 1;
                 }
                 None => done.extend(commit_in_order(self.fs.as_ref(), task)),
@@ -100,36 +98,14 @@ impl Committers {
 
 impl Helper {
     fn spawn(fs: Arc<dyn FileSystem>) -> Option<Helper> {
-        let (tasks, incoming) = bounded::<Vec<Pending>>(1);
         let (results, done) = bounded(1);
-        let thread = std::thread::Builder::new()
-            .name("rlcollect-commit".into())
-            .spawn(move || {
-                for task in incoming {
-                    if results.send(commit_in_order(fs.as_ref(), task)).is_err() {
-                        return;
-                    }
-                }
-            });
-        match thread {
-            Ok(thread) => Some(Helper {
-                tasks: Some(tasks),
-                done,
-                thread: Some(thread),
-            }),
+        let serve = move |task| results.send(commit_in_order(fs.as_ref(), task)).is_ok();
+        match JobThread::spawn("rlcollect-commit", serve) {
+            Ok(tasks) => Some(Helper { tasks, done }),
             Err(e) => {
                 tracing::debug!("no commit helper thread ({e}); committing in turn");
                 None
             }
-        }
-    }
-}
-
-impl Drop for Helper {
-    fn drop(&mut self) {
-        drop(self.tasks.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
         }
     }
 }

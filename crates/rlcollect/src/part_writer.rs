@@ -3,25 +3,27 @@
 //! rows while a checkpoint's parts are compressed and fsynced.
 //!
 //! The worker hands over one job at a time (a checkpoint's parts, in order)
-//! and learns per part whether it was written; it alone then lists the files
-//! in the manifest (`publisher.rs`). Within a stream, parts are written in
-//! order and a failure stops that stream's later parts, so the published
-//! parts of a stream are always a prefix of its sealed ones. The parts are
-//! encoded here and committed by [`Committers`], streams side by side.
+//! and learns per part whether it was written (`Done::Parts`); it alone
+//! then lists the files in the manifest (`publisher.rs`). Within a stream,
+//! parts are written in order and a failure stops that stream's later
+//! parts, so the published parts of a stream are always a prefix of its
+//! sealed ones. The parts are encoded here and committed by [`Committers`],
+//! streams side by side.
 
 use crate::atomic_file::{sync_dir, Written};
 use crate::buffer::SealedBatch;
 use crate::error::Error;
 use crate::fs::FileSystem;
+use crate::job_thread::JobThread;
 use crate::manifest::FileEntry;
 pub(crate) use crate::part_commit::PartResult;
 use crate::part_commit::{waits_for_earlier, Committers, Pending};
 use crate::part_file::{write_csv, write_parquet, Format, PartCodec};
+use crate::publisher::Done;
 use crate::run_dir::RunDir;
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::Sender;
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 /// One part to write.
 pub(crate) struct PartJob {
@@ -35,83 +37,31 @@ pub(crate) struct PartJob {
     pub part: SealedBatch,
 }
 
-/// The writer thread and its two channels.
-pub(crate) struct PartWriter {
-    jobs: Option<Sender<Vec<PartJob>>>,
-    done: Receiver<Vec<PartResult>>,
-    thread: Option<JoinHandle<()>>,
-    in_flight: bool,
-}
+/// The part writer thread.
+pub(crate) struct PartWriter(JobThread<Vec<PartJob>>);
 
 impl PartWriter {
     /// Starts the thread writing into `run` through `fs`, in `format`
-    /// (Parquet pages compressed with `codec`).
+    /// (Parquet pages compressed with `codec`). Each job's results go to
+    /// `done`.
     pub(crate) fn spawn(
         run: RunDir,
         fs: Arc<dyn FileSystem>,
-        format: Format,
-        codec: PartCodec,
+        (format, codec): (Format, PartCodec),
+        done: Sender<Done>,
     ) -> Result<PartWriter, Error> {
-        let (jobs, incoming) = bounded::<Vec<PartJob>>(1);
-        let (results, done) = bounded(1);
-        let thread = std::thread::Builder::new()
-            .name("rlcollect-parts".into())
-            .spawn(move || {
-                let mut committers = Committers::new(fs.clone());
-                for job in incoming {
-                    let written = write_job(&run, fs.as_ref(), format, codec, &mut committers, job);
-                    if results.send(written).is_err() {
-                        return;
-                    }
-                }
-            })
-            .map_err(Error::io("spawn the part writer thread"))?;
-        Ok(PartWriter {
-            jobs: Some(jobs),
-            done,
-            thread: Some(thread),
-            in_flight: false,
-        })
+        let mut committers = Committers::new(fs.clone());
+        let serve = move |job| {
+            let written = write_job(&run, fs.as_ref(), format, codec, &mut committers, job);
+            done.send(Done::Parts(written)).is_ok()
+        };
+        let thread = JobThread::spawn("rlcollect-parts", serve).map_err(Error::io("spawn the part writer thread"))?;
+        Ok(PartWriter(thread))
     }
 
-    /// True while a job is being written.
-    pub(crate) fn in_flight(&self) -> bool {
-        self.in_flight
-    }
-
-    /// Where the results of jobs arrive (for a `select!`).
-    pub(crate) fn done(&self) -> &Receiver<Vec<PartResult>> {
-        &self.done
-    }
-
-    /// Hands a job over; there must be none in flight.
-    pub(crate) fn submit(&mut self, job: Vec<PartJob>) {
-        assert!(!self.in_flight, "one job at a time");
-        let jobs = self.jobs.as_ref().expect("the writer runs until dropped");
-        jobs.send(job)
-            .expect("the part writer thread lives as long as its handle");
-        self.in_flight = true;
-    }
-
-    /// Waits for the job in flight.
-    pub(crate) fn wait(&mut self) -> Vec<PartResult> {
-        let results = self.done.recv().expect("the part writer answers every job");
-        self.in_flight = false;
-        results
-    }
-
-    /// The job in flight's results were taken from [`done`](Self::done).
-    pub(crate) fn received(&mut self) {
-        self.in_flight = false;
-    }
-}
-
-impl Drop for PartWriter {
-    fn drop(&mut self) {
-        drop(self.jobs.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    /// Hands a checkpoint's parts over, in order.
+    pub(crate) fn submit(&self, job: Vec<PartJob>) {
+        self.0.submit(job);
     }
 }
 

@@ -1,25 +1,50 @@
 //! Publishing: sealed batches become part files (written by the
 //! `PartWriter` thread), and the manifest and summary that name them are
-//! replaced, each file atomically (`atomic_file.rs`).
+//! replaced, each file atomically (`atomic_file.rs`), by the store thread
+//! or, with neither thread busy, by the worker itself.
 //!
 //! The order is what makes a crash at any point safe: parts first, then
 //! `summary.json`, then `manifest.json`. A part the manifest does not list is
 //! a leftover that recovery removes (its rows are replayed from the log); the
 //! summary always covers at least the rows the manifest lists.
+//!
+//! Both threads answer on one channel ([`Done`]), so the worker waits for
+//! whichever finishes first. The store thread has a thread of its own so
+//! that a checkpoint's manifest is flushed while the next checkpoint's
+//! parts are encoded: on a disk whose flush takes milliseconds, those four
+//! flushes (two files and their folder, twice) were a bulk load's largest
+//! serial wait.
 
-use crate::atomic_file::publish_bytes;
 use crate::buffer::StreamBuffer;
 use crate::error::Error;
 use crate::fs::FileSystem;
+use crate::job_thread::JobThread;
 use crate::manifest::{Manifest, SchemaField};
 use crate::part_file::{Format, PartCodec};
 use crate::part_writer::{PartJob, PartResult, PartWriter};
 use crate::run_dir::RunDir;
 use crate::stats::Stats;
 use crate::summary::RunSummary;
+use crossbeam_channel::{bounded, Receiver, Sender};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+
+/// What one of the publisher's threads finished.
+pub(crate) enum Done {
+    /// The parts of a checkpoint: each one's files, or why it was not
+    /// published, in the order they were handed over.
+    Parts(Vec<PartResult>),
+    /// A summary and manifest handed to [`Publisher::store`]: stored, or
+    /// the error.
+    Stored(Result<(), Error>),
+}
+
+/// A summary (when given) and a manifest to store, in that order.
+struct StoreJob {
+    summary: Option<RunSummary>,
+    manifest: Manifest,
+}
 
 /// Writes a run's part files (through its [`PartWriter`] thread), summary
 /// and manifest.
@@ -33,7 +58,9 @@ pub(crate) struct Publisher {
     /// A new stream starts in generation 0 behind its symlink (compaction is
     /// on), so readers never meet a plain folder being exchanged for a link.
     new_streams_in_generations: bool,
-    writer: PartWriter,
+    parts: PartWriter,
+    stores: JobThread<Box<StoreJob>>,
+    done: Receiver<Done>,
 }
 
 impl Publisher {
@@ -63,20 +90,46 @@ impl Publisher {
             .iter()
             .filter_map(|(name, s)| Some((name.clone(), s.dir.clone()?)))
             .collect();
-        let writer = PartWriter::spawn(run.clone(), fs.clone(), format, codec)?;
+        // One result of each thread at most is ever waiting: neither blocks.
+        let (finished, done) = bounded(2);
+        let parts = PartWriter::spawn(run.clone(), fs.clone(), (format, codec), finished.clone())?;
+        let stores = spawn_store_thread(run.clone(), fs.clone(), finished)?;
         Ok(Publisher {
             run,
             fs,
             next_part,
             dirs,
             new_streams_in_generations: false,
-            writer,
+            parts,
+            stores,
+            done,
         })
     }
 
-    /// The thread that writes part files.
-    pub(crate) fn writer(&mut self) -> &mut PartWriter {
-        &mut self.writer
+    /// Hands a checkpoint's parts to the part writer; the results come as
+    /// [`Done::Parts`]. One job at a time.
+    pub(crate) fn write_parts(&self, job: Vec<PartJob>) {
+        self.parts.submit(job);
+    }
+
+    /// Hands `summary` (when given) and `manifest` to the store thread; the
+    /// result comes as [`Done::Stored`]. One at a time, and none while the
+    /// worker stores a manifest itself.
+    pub(crate) fn store(&self, summary: Option<RunSummary>, manifest: &mut Manifest) {
+        manifest.updated_at = now_rfc3339();
+        let manifest = manifest.clone();
+        self.stores.submit(Box::new(StoreJob { summary, manifest }));
+    }
+
+    /// Where the threads report what they finished (for a `select!`).
+    pub(crate) fn done(&self) -> &Receiver<Done> {
+        &self.done
+    }
+
+    /// Waits for the next thing a thread finishes; something must be in
+    /// flight.
+    pub(crate) fn wait(&self) -> Done {
+        self.done.recv().expect("the publisher's threads answer every job")
     }
 
     /// The run directory.
@@ -178,8 +231,7 @@ impl Publisher {
 
     /// Replaces `summary.json`.
     pub(crate) fn store_summary(&self, summary: &RunSummary) -> Result<(), Error> {
-        let bytes = serde_json::to_vec_pretty(summary).expect("a summary serializes");
-        publish_bytes(self.fs(), &self.run.summary_path(), &bytes).map(|_| ())
+        summary.store(self.fs(), &self.run)
     }
 
     /// Replaces `manifest.json`, stamping the time.
@@ -187,6 +239,24 @@ impl Publisher {
         manifest.updated_at = now_rfc3339();
         manifest.store(self.fs(), &self.run)
     }
+}
+
+/// Starts the thread that stores summaries and manifests handed to
+/// [`Publisher::store`], answering on `done`.
+fn spawn_store_thread(
+    run: RunDir,
+    fs: Arc<dyn FileSystem>,
+    done: Sender<Done>,
+) -> Result<JobThread<Box<StoreJob>>, Error> {
+    let serve = move |job: Box<StoreJob>| {
+        let stored = match &job.summary {
+            Some(summary) => summary.store(fs.as_ref(), &run),
+            None => Ok(()),
+        };
+        let stored = stored.and_then(|()| job.manifest.store(fs.as_ref(), &run));
+        done.send(Done::Stored(stored)).is_ok()
+    };
+    JobThread::spawn("rlcollect-store", serve).map_err(Error::io("spawn the manifest store thread"))
 }
 
 /// The time now as RFC 3339 with milliseconds, as the manifest records times.

@@ -1,8 +1,12 @@
 //! Live aggregates kept by the worker as rows arrive (no file is re-read), and
 //! `summary.json` (SPEC §3).
 
+use crate::atomic_file::publish_bytes;
+use crate::error::Error;
+use crate::fs::FileSystem;
 use crate::manifest::RunStatus;
 use crate::record::{CoreVal, ModelDecision, ParsedLine, Record, RlEpisode, Trade};
+use crate::run_dir::RunDir;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -153,6 +157,14 @@ pub struct RunSummary {
     pub rl_episodes: EpisodeStats,
     /// Model decision statistics.
     pub model_decisions: DecisionStats,
+}
+
+impl RunSummary {
+    /// Replaces the run's `summary.json` atomically (fsynced).
+    pub(crate) fn store(&self, fs: &dyn FileSystem, run: &RunDir) -> Result<(), Error> {
+        let bytes = serde_json::to_vec_pretty(self).expect("a summary serializes");
+        publish_bytes(fs, &run.summary_path(), &bytes).map(|_| ())
+    }
 }
 
 /// The running sums behind a [`RunSummary`].

@@ -34,7 +34,7 @@ impl Worker {
     /// Runs until `Shutdown`, or until every sender is gone.
     pub(crate) fn run(mut self) {
         let ticker = tick(self.run.tick_every());
-        let parts = self.run.part_results();
+        let written = self.run.writer_results();
         let compacted = self.run.compaction_results();
         loop {
             select! {
@@ -54,9 +54,9 @@ impl Worker {
                         return;
                     }
                 },
-                recv(parts) -> results => {
-                    if let Ok(results) = results {
-                        let _ = self.run.parts_written(results);
+                recv(written) -> done => {
+                    if let Ok(done) = done {
+                        let _ = self.run.written(done);
                     }
                 }
                 recv(compacted) -> merged => {

@@ -1,33 +1,55 @@
 //! Checkpoints and the final flush of an [`ActiveRun`].
 //!
-//! A checkpoint seals every buffered row at the exact point it is cut and
-//! hands the sealed batches to the writer thread, which encodes and writes
-//! the parts while the worker takes more rows. When the parts are written,
-//! `summary.json` (as it was when the checkpoint was cut), then
-//! `manifest.json` are stored, and only then are the log segments whose rows
-//! the manifest now lists released. On an error the rows stay buffered (and
-//! logged), `last_error` goes into the manifest, and the next try waits for
-//! the backoff.
+//! A checkpoint goes through two stages, each on a thread of the publisher,
+//! while the worker takes more rows:
+//! 1. every buffered row is sealed at the exact point it is cut, and the
+//!    part writer encodes and writes the parts;
+//! 2. the worker lists them in its manifest, and the store thread stores
+//!    `summary.json` (as it was when the checkpoint was cut), then a copy of
+//!    the manifest. Only then are the log segments whose rows the manifest
+//!    now lists released.
+//!
+//! The next checkpoint's parts may be written while a manifest is stored,
+//! but the next manifest waits for it. On an error the rows stay buffered
+//! (and logged), `last_error` goes into the manifest, and the next try
+//! waits for the backoff.
+//!
+//! Manifest stores never overtake each other: one is handed to the store
+//! thread at a time, and the worker stores one itself (a failure, a
+//! connection change, a compaction, the final flush) only with none in
+//! flight, so an older copy never lands after a newer one.
 
 use super::ActiveRun;
 use crate::buffer::StreamBuffer;
 use crate::error::Error;
 use crate::manifest::RunStatus;
 use crate::part_writer::PartResult;
-use crate::publisher::now_rfc3339;
+use crate::publisher::{now_rfc3339, Done};
 use crate::schedule::Trigger;
 use crate::summary::RunSummary;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// A checkpoint whose parts the writer thread is writing.
-pub(super) struct InFlight {
+/// A checkpoint whose parts are being written.
+pub(super) struct Cut {
     trigger: Trigger,
     /// The parts, as (stream, part number), in the order of the job.
     parts: Vec<(Arc<str>, u32)>,
     /// The summary of the rows the job publishes, taken when it was cut.
     summary: RunSummary,
+    started: Instant,
+}
+
+/// A checkpoint whose parts are listed, and whose summary and manifest are
+/// being stored.
+pub(super) struct Listed {
+    trigger: Trigger,
+    parts: Vec<(Arc<str>, u32)>,
+    /// Rows the manifest publishes.
+    rows: u64,
+    /// Every `_seq` below this is in a part the manifest lists.
+    published_seq: u64,
     started: Instant,
 }
 
@@ -41,26 +63,31 @@ impl ActiveRun {
     }
 
     /// Cuts a checkpoint: every buffered row is sealed and handed to the
-    /// writer thread. A requested checkpoint (and the final flush) waits for
-    /// it and says how it went; the others finish in the background
-    /// ([`parts_written`](Self::parts_written)). One is in flight at a time:
-    /// a new one first waits for the last, so parts end exactly where their
-    /// checkpoint was cut.
+    /// part writer. A requested checkpoint (and the final flush) waits until
+    /// it is complete and says how it went; the others finish in the
+    /// background ([`written`](Self::written)). The parts of one are written
+    /// at a time, so parts end exactly where their checkpoint was cut.
     pub(crate) fn checkpoint(&mut self, trigger: Trigger) -> Result<(), Error> {
-        // A failure of the one in flight is recorded; its rows go with this one.
-        let _ = self.settle();
+        // A failure of the one before is recorded; its rows go with this one.
+        while self.writing.is_some() {
+            let _ = self.next_written();
+        }
+        if self.compaction_waits() {
+            // Commit the merge now, before a new generation may get parts.
+            let _ = self.settle();
+        }
         for buf in self.streams.values_mut() {
             buf.seal();
         }
         self.schedule.cut(Instant::now());
         let job = self.publisher.plan(&self.streams);
-        self.in_flight = Some(InFlight {
+        self.writing = Some(Cut {
             trigger,
             parts: job.iter().map(|p| (p.stream.clone(), p.number)).collect(),
             summary: self.summary(self.manifest.status),
             started: Instant::now(),
         });
-        self.publisher.writer().submit(job);
+        self.publisher.write_parts(job);
         if matches!(trigger, Trigger::Requested | Trigger::Final) {
             self.settle()
         } else {
@@ -68,49 +95,66 @@ impl ActiveRun {
         }
     }
 
-    /// Waits for the checkpoint in flight, if any, and completes it.
-    fn settle(&mut self) -> Result<(), Error> {
-        if !self.publisher.writer().in_flight() {
-            return Ok(());
-        }
-        let results = self.publisher.writer().wait();
-        self.parts_written(results)
+    /// True while a checkpoint's parts are written or its manifest stored.
+    pub(super) fn checkpoint_in_flight(&self) -> bool {
+        self.writing.is_some() || self.storing.is_some()
     }
 
-    /// The writer thread finished the checkpoint in flight: lists what it
-    /// wrote, then the summary and the manifest, then releases the log.
-    pub(crate) fn parts_written(&mut self, results: Vec<PartResult>) -> Result<(), Error> {
-        self.publisher.writer().received();
-        let job = self.in_flight.take().expect("results answer a job in flight");
-        let result = self.complete(&job, results);
-        match &result {
-            Ok(rows) => {
-                self.schedule.succeeded();
-                self.note_published(&job.parts);
-                tracing::debug!(trigger = ?job.trigger, rows, elapsed = ?job.started.elapsed(), "checkpoint");
-                // No checkpoint is in flight now: a merge may be committed.
-                self.commit_pending_compaction();
-                self.consider_compaction();
+    /// Waits until no checkpoint is in flight, and says how the last one
+    /// went.
+    pub(super) fn settle(&mut self) -> Result<(), Error> {
+        let mut result = Ok(());
+        while self.checkpoint_in_flight() {
+            result = self.next_written();
+        }
+        result
+    }
+
+    fn next_written(&mut self) -> Result<(), Error> {
+        let done = self.publisher.wait();
+        self.written(done)
+    }
+
+    /// A thread of the publisher finished a stage of a checkpoint: its parts
+    /// are written (they are listed, and its manifest goes to be stored), or
+    /// its manifest is stored (the checkpoint is complete).
+    pub(crate) fn written(&mut self, done: Done) -> Result<(), Error> {
+        let result = match done {
+            Done::Parts(results) => {
+                // The manifest before must be stored before this one. (Still
+                // `writing` meanwhile: no merge may be committed while
+                // written parts are not yet listed.)
+                while self.storing.is_some() {
+                    let _ = self.next_written();
+                }
+                let cut = self.writing.take().expect("parts answer a checkpoint being written");
+                self.list(cut, results)
             }
-            Err(e) => {
-                let delay = self.schedule.failed(Instant::now());
-                self.manifest.last_error = Some(format!("{}: {e}", now_rfc3339()));
-                tracing::error!("checkpoint failed ({e}); rows stay buffered, retrying in {delay:?}");
-                // Best effort: let readers of the manifest see the error.
-                let _ = self.publisher.store_manifest(&mut self.manifest);
+            Done::Stored(stored) => {
+                let listed = self.storing.take().expect("a store answers a checkpoint being stored");
+                stored.and_then(|()| self.stored(listed))
             }
+        };
+        if let Err(e) = &result {
+            let delay = self.schedule.failed(Instant::now());
+            self.manifest.last_error = Some(format!("{}: {e}", now_rfc3339()));
+            tracing::error!("checkpoint failed ({e}); rows stay buffered, retrying in {delay:?}");
+            // Best effort: let readers of the manifest see the error. No
+            // store is in flight, so this is the newest manifest stored.
+            let _ = self.publisher.store_manifest(&mut self.manifest);
         }
         self.publish_buffered_count();
-        result.map(|_| ()).map_err(|source| Error::Checkpoint {
+        result.map_err(|source| Error::Checkpoint {
             source: Box::new(source),
         })
     }
 
-    /// The steps after the parts are written; returns the rows published.
-    fn complete(&mut self, job: &InFlight, results: Vec<PartResult>) -> Result<u64, Error> {
+    /// The parts are written: lists them in the manifest, and hands the
+    /// summary and a copy of the manifest to the store thread.
+    fn list(&mut self, cut: Cut, results: Vec<PartResult>) -> Result<(), Error> {
         let published = self
             .publisher
-            .record(&job.parts, results, &mut self.streams, &mut self.manifest, &self.stats);
+            .record(&cut.parts, results, &mut self.streams, &mut self.manifest, &self.stats);
         self.manifest.published_seq = self
             .streams
             .values()
@@ -118,27 +162,45 @@ impl ActiveRun {
             .min()
             .unwrap_or(self.next_seq);
         self.manifest.rings = self.rings.published(self.manifest.published_seq);
-        let published = published?;
-        if published > 0 {
+        let rows = published?;
+        if rows > 0 {
             self.manifest.checkpoints += 1;
             self.manifest.last_checkpoint_at = Some(now_rfc3339());
             self.stats.checkpoints.fetch_add(1, Relaxed);
         }
         self.rejected.sync()?;
-        // The summary goes first: it then always covers at least the rows the
-        // manifest lists, which recovery relies on.
-        if published > 0 || job.trigger == Trigger::Final {
-            self.publisher.store_summary(&job.summary)?;
-        }
-        self.publisher.store_manifest(&mut self.manifest)?;
+        let summary = (rows > 0 || cut.trigger == Trigger::Final).then_some(cut.summary);
+        self.publisher.store(summary, &mut self.manifest);
+        self.storing = Some(Listed {
+            trigger: cut.trigger,
+            parts: cut.parts,
+            rows,
+            published_seq: self.manifest.published_seq,
+            started: cut.started,
+        });
+        Ok(())
+    }
+
+    /// The manifest naming the checkpoint's parts is stored: ring space and
+    /// the log of those rows may go, and a merge may be committed.
+    fn stored(&mut self, listed: Listed) -> Result<(), Error> {
         self.rings_published();
         // Only now, with the manifest naming the parts fsynced, may the log of
         // those rows go.
         if let Some(log) = self.log.as_mut() {
-            log.wal.release_through(self.manifest.published_seq)?;
+            log.wal.release_through(listed.published_seq)?;
         }
         self.check_free_space();
-        Ok(published)
+        self.schedule.succeeded();
+        self.note_published(&listed.parts);
+        let (trigger, rows, elapsed) = (listed.trigger, listed.rows, listed.started.elapsed());
+        tracing::debug!(?trigger, rows, ?elapsed, "checkpoint");
+        if self.writing.is_none() {
+            // No checkpoint is in flight now: a merge may be committed.
+            self.commit_pending_compaction();
+        }
+        self.consider_compaction();
+        Ok(())
     }
 
     /// The manifest naming the rings' published offsets is stored: producers

@@ -38,14 +38,20 @@ impl ActiveRun {
     /// The compactor finished a merge: commit it now, or after the
     /// checkpoint in flight.
     pub(crate) fn compacted(&mut self, result: Result<Merged, Error>) {
+        let in_flight = self.checkpoint_in_flight();
         let Some(c) = self.compactor.as_mut() else { return };
         c.received();
         match result {
-            Ok(merged) if self.publisher.writer().in_flight() => c.pending = Some(merged),
+            Ok(merged) if in_flight => c.pending = Some(merged),
             Ok(merged) => self.commit_compaction(merged),
             Err(e) => tracing::warn!("compaction failed (the parts stay as they are): {e}"),
         }
         self.consider_compaction();
+    }
+
+    /// A merge waits for the checkpoint in flight to complete.
+    pub(super) fn compaction_waits(&self) -> bool {
+        self.compactor.as_ref().is_some_and(|c| c.pending.is_some())
     }
 
     /// After a checkpoint completed: commit a merge that waited for it.

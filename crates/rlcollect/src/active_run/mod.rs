@@ -68,8 +68,10 @@ pub(crate) struct ActiveRun {
     rejected: RejectedLog,
     log: Option<RowLog>,
     rings: RingLedger,
-    /// The checkpoint whose parts the writer thread is writing.
-    in_flight: Option<checkpoint::InFlight>,
+    /// The checkpoint whose parts the part writer is writing.
+    writing: Option<checkpoint::Cut>,
+    /// The checkpoint whose manifest the store thread is storing.
+    storing: Option<checkpoint::Listed>,
     stats: Arc<Stats>,
     low_space_warned: bool,
     /// The background compactor, when compaction is on.
@@ -124,7 +126,8 @@ impl ActiveRun {
             manifest,
             agg,
             log: wal.map(|wal| RowLog { wal, failing: false }),
-            in_flight: None,
+            writing: None,
+            storing: None,
             stats,
             low_space_warned: false,
             compactor: None,
@@ -142,10 +145,10 @@ impl ActiveRun {
         (self.settings.keep_candles, self.log.is_some())
     }
 
-    /// Where the writer thread reports a checkpoint's parts as written (for
-    /// the driver's `select!`; hand them to [`parts_written`](Self::parts_written)).
-    pub(crate) fn part_results(&mut self) -> crossbeam_channel::Receiver<Vec<crate::part_writer::PartResult>> {
-        self.publisher.writer().done().clone()
+    /// Where the publisher's threads report each stage of a checkpoint as
+    /// done (for the driver's `select!`; hand them to [`written`](Self::written)).
+    pub(crate) fn writer_results(&self) -> crossbeam_channel::Receiver<crate::publisher::Done> {
+        self.publisher.done().clone()
     }
 
     /// How often the driver must call [`tick`](Self::tick) when nothing arrives.
@@ -202,6 +205,10 @@ impl ActiveRun {
     /// Records which producers are connected now; best effort, for `status`.
     pub(crate) fn set_connected(&mut self, sources: Vec<String>) {
         if sources != self.manifest.connected {
+            if self.storing.is_some() {
+                // The store thread has an older copy: this one must land after it.
+                let _ = self.settle();
+            }
             self.manifest.connected = sources;
             if let Err(e) = self.publisher.store_manifest(&mut self.manifest) {
                 tracing::warn!("cannot update the manifest's connected sources: {e}");

@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// A failure [`FaultyFs`] injects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,9 @@ pub enum Fault {
     /// The next N operations succeed, then every one fails with EIO: the
     /// disk "dies" at an exact point, for crash-at-any-point tests.
     CrashAfter(u64),
+    /// Every fsync of a file or a folder takes this much longer: a disk
+    /// slow to flush, so that work overlapping a flush shows.
+    SlowSync(Duration),
 }
 
 /// A [`FileSystem`] over the real one that injects a [`Fault`] while it is set.
@@ -75,6 +79,13 @@ impl FaultyFs {
         }
     }
 
+    /// Waits as a slow disk would before a flush.
+    fn flush_delay(&self) {
+        if let Some(Fault::SlowSync(delay)) = self.current() {
+            std::thread::sleep(delay);
+        }
+    }
+
     fn check_crash(&self) -> io::Result<()> {
         if self.crashed() {
             Err(eio())
@@ -123,6 +134,7 @@ impl WritableFile for FaultyFile {
         if self.fs.hit(Fault::SyncFails) {
             return Err(eio());
         }
+        self.fs.flush_delay();
         self.inner.sync_all()
     }
 }
@@ -169,6 +181,7 @@ impl FileSystem for FaultyFs {
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.check_crash()?;
+        self.flush_delay();
         RealFs.sync_dir(dir)
     }
     fn available_bytes(&self, path: &Path) -> io::Result<u64> {

@@ -10,6 +10,7 @@ mod freqtrade;
 mod library;
 mod readers;
 mod rings;
+mod slow_disk;
 mod spec_cases;
 
 use std::path::{Path, PathBuf};
