@@ -128,8 +128,12 @@ impl Manifest {
 
     /// Replaces the run's `manifest.json` atomically.
     pub(crate) fn store(&self, fs: &dyn FileSystem, run: &RunDir) -> Result<(), Error> {
-        let bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
-        publish_bytes(fs, &run.manifest_path(), &bytes).map(|_| ())
+        publish_bytes(fs, &run.manifest_path(), &self.to_json()).map(|_| ())
+    }
+
+    /// The contents of `manifest.json`.
+    pub(crate) fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("manifest serializes")
     }
 
     /// The manifest of a run that starts now.

@@ -15,6 +15,7 @@
 //! flushes (two files and their folder, twice) were a bulk load's largest
 //! serial wait.
 
+use crate::atomic_file::publish_bytes;
 use crate::buffer::StreamBuffer;
 use crate::error::Error;
 use crate::fs::FileSystem;
@@ -40,10 +41,13 @@ pub(crate) enum Done {
     Stored(Result<(), Error>),
 }
 
-/// A summary (when given) and a manifest to store, in that order.
+/// The contents of a `summary.json` (when given) and a `manifest.json` to
+/// store, in that order. Serialized on the worker: that costs about what a
+/// copy of the manifest would, the worker's manifest goes on changing, and
+/// the store thread allocates next to nothing.
 struct StoreJob {
-    summary: Option<RunSummary>,
-    manifest: Manifest,
+    summary: Option<Vec<u8>>,
+    manifest: Vec<u8>,
 }
 
 /// Writes a run's part files (through its [`PartWriter`] thread), summary
@@ -59,7 +63,7 @@ pub(crate) struct Publisher {
     /// on), so readers never meet a plain folder being exchanged for a link.
     new_streams_in_generations: bool,
     parts: PartWriter,
-    stores: JobThread<Box<StoreJob>>,
+    stores: JobThread<StoreJob>,
     done: Receiver<Done>,
 }
 
@@ -117,8 +121,11 @@ impl Publisher {
     /// worker stores a manifest itself.
     pub(crate) fn store(&self, summary: Option<RunSummary>, manifest: &mut Manifest) {
         manifest.updated_at = now_rfc3339();
-        let manifest = manifest.clone();
-        self.stores.submit(Box::new(StoreJob { summary, manifest }));
+        let job = StoreJob {
+            summary: summary.as_ref().map(RunSummary::to_json),
+            manifest: manifest.to_json(),
+        };
+        self.stores.submit(job);
     }
 
     /// Where the threads report what they finished (for a `select!`).
@@ -243,18 +250,14 @@ impl Publisher {
 
 /// Starts the thread that stores summaries and manifests handed to
 /// [`Publisher::store`], answering on `done`.
-fn spawn_store_thread(
-    run: RunDir,
-    fs: Arc<dyn FileSystem>,
-    done: Sender<Done>,
-) -> Result<JobThread<Box<StoreJob>>, Error> {
-    let serve = move |job: Box<StoreJob>| {
+fn spawn_store_thread(run: RunDir, fs: Arc<dyn FileSystem>, done: Sender<Done>) -> Result<JobThread<StoreJob>, Error> {
+    let serve = move |job: StoreJob| {
         let stored = match &job.summary {
-            Some(summary) => summary.store(fs.as_ref(), &run),
+            Some(summary) => publish_bytes(fs.as_ref(), &run.summary_path(), summary).map(|_| ()),
             None => Ok(()),
         };
-        let stored = stored.and_then(|()| job.manifest.store(fs.as_ref(), &run));
-        done.send(Done::Stored(stored)).is_ok()
+        let stored = stored.and_then(|()| publish_bytes(fs.as_ref(), &run.manifest_path(), &job.manifest));
+        done.send(Done::Stored(stored.map(|_| ()))).is_ok()
     };
     JobThread::spawn("rlcollect-store", serve).map_err(Error::io("spawn the manifest store thread"))
 }

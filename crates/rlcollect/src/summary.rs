@@ -162,8 +162,12 @@ pub struct RunSummary {
 impl RunSummary {
     /// Replaces the run's `summary.json` atomically (fsynced).
     pub(crate) fn store(&self, fs: &dyn FileSystem, run: &RunDir) -> Result<(), Error> {
-        let bytes = serde_json::to_vec_pretty(self).expect("a summary serializes");
-        publish_bytes(fs, &run.summary_path(), &bytes).map(|_| ())
+        publish_bytes(fs, &run.summary_path(), &self.to_json()).map(|_| ())
+    }
+
+    /// The contents of `summary.json`.
+    pub(crate) fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("a summary serializes")
     }
 }
 
