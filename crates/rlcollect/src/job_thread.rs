@@ -1,7 +1,8 @@
 //! [`JobThread`]: a named thread that takes jobs one at a time from a
 //! bounded channel. Dropping the handle closes the channel and joins the
-//! thread after the job it is on, so a file half written is finished or
-//! cleaned up, never abandoned by a thread the process outlives.
+//! thread once it has served every job already handed over, so a file half
+//! written is finished or cleaned up, never abandoned by a thread the
+//! process outlives.
 
 use crossbeam_channel::{bounded, Sender};
 use std::thread::JoinHandle;

@@ -19,7 +19,7 @@ use crate::manifest::FileEntry;
 pub(crate) use crate::part_commit::PartResult;
 use crate::part_commit::{waits_for_earlier, Committers, Pending};
 use crate::part_file::{write_csv, write_parquet, Format, PartCodec};
-use crate::publisher::Done;
+use crate::publisher::{panicked, unless_panicked, Done};
 use crate::run_dir::RunDir;
 use crossbeam_channel::Sender;
 use std::collections::HashSet;
@@ -37,6 +37,9 @@ pub(crate) struct PartJob {
     pub part: SealedBatch,
 }
 
+/// The part writer thread's name.
+const THREAD: &str = "rlcollect-parts";
+
 /// The part writer thread.
 pub(crate) struct PartWriter(JobThread<Vec<PartJob>>);
 
@@ -47,15 +50,23 @@ impl PartWriter {
     pub(crate) fn spawn(
         run: RunDir,
         fs: Arc<dyn FileSystem>,
-        (format, codec): (Format, PartCodec),
+        format: Format,
+        codec: PartCodec,
         done: Sender<Done>,
     ) -> Result<PartWriter, Error> {
         let mut committers = Committers::new(fs.clone());
-        let serve = move |job| {
-            let written = write_job(&run, fs.as_ref(), format, codec, &mut committers, job);
+        let serve = move |job: Vec<PartJob>| {
+            let parts = job.len();
+            let write = || write_job(&run, fs.as_ref(), format, codec, &mut committers, job);
+            let written = unless_panicked(THREAD, write).unwrap_or_else(|_| {
+                // Its helpers may still hold answers of the job that
+                // panicked: start with new ones. No part is published.
+                committers = Committers::new(fs.clone());
+                (0..parts).map(|_| Err(panicked(THREAD))).collect()
+            });
             done.send(Done::Parts(written)).is_ok()
         };
-        let thread = JobThread::spawn("rlcollect-parts", serve).map_err(Error::io("spawn the part writer thread"))?;
+        let thread = JobThread::spawn(THREAD, serve).map_err(Error::io("spawn the part writer thread"))?;
         Ok(PartWriter(thread))
     }
 

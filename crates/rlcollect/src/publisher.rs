@@ -1,7 +1,7 @@
 //! Publishing: sealed batches become part files (written by the
 //! `PartWriter` thread), and the manifest and summary that name them are
 //! replaced, each file atomically (`atomic_file.rs`), by the store thread
-//! or, with neither thread busy, by the worker itself.
+//! or, with no store in flight, by the worker itself.
 //!
 //! The order is what makes a crash at any point safe: parts first, then
 //! `summary.json`, then `manifest.json`. A part the manifest does not list is
@@ -96,7 +96,7 @@ impl Publisher {
             .collect();
         // One result of each thread at most is ever waiting: neither blocks.
         let (finished, done) = bounded(2);
-        let parts = PartWriter::spawn(run.clone(), fs.clone(), (format, codec), finished.clone())?;
+        let parts = PartWriter::spawn(run.clone(), fs.clone(), format, codec, finished.clone())?;
         let stores = spawn_store_thread(run.clone(), fs.clone(), finished)?;
         Ok(Publisher {
             run,
@@ -117,8 +117,9 @@ impl Publisher {
     }
 
     /// Hands `summary` (when given) and `manifest` to the store thread; the
-    /// result comes as [`Done::Stored`]. One at a time, and none while the
-    /// worker stores a manifest itself.
+    /// result comes as [`Done::Stored`]. One at a time; while one is in
+    /// flight the worker must not store a manifest itself (it would be
+    /// overtaken by the older copy).
     pub(crate) fn store(&self, summary: Option<RunSummary>, manifest: &mut Manifest) {
         manifest.updated_at = now_rfc3339();
         let job = StoreJob {
@@ -248,18 +249,40 @@ impl Publisher {
     }
 }
 
+/// The store thread's name.
+const STORE_THREAD: &str = "rlcollect-store";
+
 /// Starts the thread that stores summaries and manifests handed to
 /// [`Publisher::store`], answering on `done`.
 fn spawn_store_thread(run: RunDir, fs: Arc<dyn FileSystem>, done: Sender<Done>) -> Result<JobThread<StoreJob>, Error> {
     let serve = move |job: StoreJob| {
-        let stored = match &job.summary {
-            Some(summary) => publish_bytes(fs.as_ref(), &run.summary_path(), summary).map(|_| ()),
-            None => Ok(()),
+        let store = || {
+            if let Some(summary) = &job.summary {
+                publish_bytes(fs.as_ref(), &run.summary_path(), summary)?;
+            }
+            publish_bytes(fs.as_ref(), &run.manifest_path(), &job.manifest).map(|_| ())
         };
-        let stored = stored.and_then(|()| publish_bytes(fs.as_ref(), &run.manifest_path(), &job.manifest));
-        done.send(Done::Stored(stored.map(|_| ()))).is_ok()
+        let stored = unless_panicked(STORE_THREAD, store).and_then(|stored| stored);
+        done.send(Done::Stored(stored)).is_ok()
     };
-    JobThread::spawn("rlcollect-store", serve).map_err(Error::io("spawn the manifest store thread"))
+    JobThread::spawn(STORE_THREAD, serve).map_err(Error::io("spawn the manifest store thread"))
+}
+
+/// Runs `work`, or says that it panicked. The worker waits for every job
+/// of the publisher's threads on one channel, so a thread must answer even
+/// when its job panics (a bug in an encoder, say): the checkpoint then
+/// fails and is retried, its rows still in memory and in the log, instead
+/// of the collector hanging.
+pub(crate) fn unless_panicked<T>(thread: &str, work: impl FnOnce() -> T) -> Result<T, Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|_| panicked(thread))
+}
+
+/// The error of a job whose thread panicked.
+pub(crate) fn panicked(thread: &str) -> Error {
+    Error::Io {
+        context: format!("thread {thread} panicked"),
+        source: std::io::Error::other("a bug: see the panic message above"),
+    }
 }
 
 /// The time now as RFC 3339 with milliseconds, as the manifest records times.

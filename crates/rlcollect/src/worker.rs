@@ -34,7 +34,7 @@ impl Worker {
     /// Runs until `Shutdown`, or until every sender is gone.
     pub(crate) fn run(mut self) {
         let ticker = tick(self.run.tick_every());
-        let written = self.run.writer_results();
+        let written = self.run.publisher_done();
         let compacted = self.run.compaction_results();
         loop {
             select! {
@@ -56,7 +56,7 @@ impl Worker {
                 },
                 recv(written) -> done => {
                     if let Ok(done) = done {
-                        let _ = self.run.written(done);
+                        let _ = self.run.stage_done(done);
                     }
                 }
                 recv(compacted) -> merged => {

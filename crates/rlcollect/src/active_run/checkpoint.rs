@@ -1,17 +1,18 @@
 //! Checkpoints and the final flush of an [`ActiveRun`].
 //!
-//! A checkpoint goes through two stages, each on a thread of the publisher,
-//! while the worker takes more rows:
+//! A checkpoint goes through two stages, the parts and then the summary and
+//! manifest, each written by a thread of the publisher while the worker
+//! takes more rows:
 //! 1. every buffered row is sealed at the exact point it is cut, and the
 //!    part writer encodes and writes the parts;
-//! 2. the worker lists them in its manifest, and the store thread stores
-//!    `summary.json` (as it was when the checkpoint was cut), then a copy of
-//!    the manifest. Only then are the log segments whose rows the manifest
-//!    now lists released.
+//! 2. the worker lists them in its manifest and serializes it, and the store
+//!    thread stores `summary.json` (as it was when the checkpoint was cut),
+//!    then `manifest.json`. Only then are the log segments whose rows the
+//!    manifest now lists released, and ring space acknowledged.
 //!
 //! The next checkpoint's parts may be written while a manifest is stored,
-//! but the next manifest waits for it. On an error the rows stay buffered
-//! (and logged), `last_error` goes into the manifest, and the next try
+//! but the next manifest waits for it. On an error the rows stay in memory
+//! (and in the log), `last_error` goes into the manifest, and the next try
 //! waits for the backoff.
 //!
 //! Manifest stores never overtake each other: one is handed to the store
@@ -45,7 +46,6 @@ pub(super) struct Cut {
 /// being stored.
 pub(super) struct Listed {
     trigger: Trigger,
-    parts: Vec<(Arc<str>, u32)>,
     /// Rows the manifest publishes.
     rows: u64,
     /// Every `_seq` below this is in a part the manifest lists.
@@ -65,15 +65,15 @@ impl ActiveRun {
     /// Cuts a checkpoint: every buffered row is sealed and handed to the
     /// part writer. A requested checkpoint (and the final flush) waits until
     /// it is complete and says how it went; the others finish in the
-    /// background ([`written`](Self::written)). The parts of one are written
-    /// at a time, so parts end exactly where their checkpoint was cut.
+    /// background ([`stage_done`](Self::stage_done)). One checkpoint's parts
+    /// are written at a time, so parts end exactly where it was cut.
     pub(crate) fn checkpoint(&mut self, trigger: Trigger) -> Result<(), Error> {
         // A failure of the one before is recorded; its rows go with this one.
-        while self.writing.is_some() {
-            let _ = self.next_written();
-        }
-        if self.compaction_waits() {
-            // Commit the merge now, before a new generation may get parts.
+        self.wait_for_parts();
+        if self.merge_pending() {
+            // Under steady load each store completes while the next parts
+            // are written, so a merge could wait for a moment with nothing
+            // in flight forever: make one.
             let _ = self.settle();
         }
         for buf in self.streams.values_mut() {
@@ -81,6 +81,7 @@ impl ActiveRun {
         }
         self.schedule.cut(Instant::now());
         let job = self.publisher.plan(&self.streams);
+        debug_assert!(self.writing.is_none(), "one checkpoint's parts at a time");
         self.writing = Some(Cut {
             trigger,
             parts: job.iter().map(|p| (p.stream.clone(), p.number)).collect(),
@@ -105,28 +106,40 @@ impl ActiveRun {
     pub(super) fn settle(&mut self) -> Result<(), Error> {
         let mut result = Ok(());
         while self.checkpoint_in_flight() {
-            result = self.next_written();
+            result = self.wait_next_stage();
         }
         result
     }
 
-    fn next_written(&mut self) -> Result<(), Error> {
+    /// Waits until no parts are being written (a failure is recorded).
+    fn wait_for_parts(&mut self) {
+        while self.writing.is_some() {
+            let _ = self.wait_next_stage();
+        }
+    }
+
+    /// Waits until no manifest is being stored (a failure is recorded).
+    pub(super) fn wait_for_store(&mut self) {
+        while self.storing.is_some() {
+            let _ = self.wait_next_stage();
+        }
+    }
+
+    fn wait_next_stage(&mut self) -> Result<(), Error> {
         let done = self.publisher.wait();
-        self.written(done)
+        self.stage_done(done)
     }
 
     /// A thread of the publisher finished a stage of a checkpoint: its parts
     /// are written (they are listed, and its manifest goes to be stored), or
     /// its manifest is stored (the checkpoint is complete).
-    pub(crate) fn written(&mut self, done: Done) -> Result<(), Error> {
+    pub(crate) fn stage_done(&mut self, done: Done) -> Result<(), Error> {
         let result = match done {
             Done::Parts(results) => {
                 // The manifest before must be stored before this one. (Still
                 // `writing` meanwhile: no merge may be committed while
                 // written parts are not yet listed.)
-                while self.storing.is_some() {
-                    let _ = self.next_written();
-                }
+                self.wait_for_store();
                 let cut = self.writing.take().expect("parts answer a checkpoint being written");
                 self.list(cut, results)
             }
@@ -138,7 +151,7 @@ impl ActiveRun {
         if let Err(e) = &result {
             let delay = self.schedule.failed(Instant::now());
             self.manifest.last_error = Some(format!("{}: {e}", now_rfc3339()));
-            tracing::error!("checkpoint failed ({e}); rows stay buffered, retrying in {delay:?}");
+            tracing::error!("checkpoint failed ({e}); rows stay in memory and in the log, retrying in {delay:?}");
             // Best effort: let readers of the manifest see the error. No
             // store is in flight, so this is the newest manifest stored.
             let _ = self.publisher.store_manifest(&mut self.manifest);
@@ -169,11 +182,13 @@ impl ActiveRun {
             self.stats.checkpoints.fetch_add(1, Relaxed);
         }
         self.rejected.sync()?;
+        // Merges wait `min_age` from now, not from the store.
+        self.note_published(&cut.parts);
         let summary = (rows > 0 || cut.trigger == Trigger::Final).then_some(cut.summary);
+        debug_assert!(self.storing.is_none(), "one manifest store at a time");
         self.publisher.store(summary, &mut self.manifest);
         self.storing = Some(Listed {
             trigger: cut.trigger,
-            parts: cut.parts,
             rows,
             published_seq: self.manifest.published_seq,
             started: cut.started,
@@ -192,7 +207,6 @@ impl ActiveRun {
         }
         self.check_free_space();
         self.schedule.succeeded();
-        self.note_published(&listed.parts);
         let (trigger, rows, elapsed) = (listed.trigger, listed.rows, listed.started.elapsed());
         tracing::debug!(?trigger, rows, ?elapsed, "checkpoint");
         if self.writing.is_none() {

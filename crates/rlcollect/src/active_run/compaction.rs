@@ -49,8 +49,8 @@ impl ActiveRun {
         self.consider_compaction();
     }
 
-    /// A merge waits for the checkpoint in flight to complete.
-    pub(super) fn compaction_waits(&self) -> bool {
+    /// True when a merge waits for the checkpoint in flight to complete.
+    pub(super) fn merge_pending(&self) -> bool {
         self.compactor.as_ref().is_some_and(|c| c.pending.is_some())
     }
 
@@ -79,7 +79,8 @@ impl ActiveRun {
         }
     }
 
-    /// Parts were published: they become mergeable after the minimum age.
+    /// Parts were listed in the manifest: they become mergeable after the
+    /// minimum age.
     pub(super) fn note_published(&mut self, parts: &[(std::sync::Arc<str>, u32)]) {
         if let Some(c) = self.compactor.as_mut() {
             c.published(parts);

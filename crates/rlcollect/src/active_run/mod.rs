@@ -146,8 +146,8 @@ impl ActiveRun {
     }
 
     /// Where the publisher's threads report each stage of a checkpoint as
-    /// done (for the driver's `select!`; hand them to [`written`](Self::written)).
-    pub(crate) fn writer_results(&self) -> crossbeam_channel::Receiver<crate::publisher::Done> {
+    /// done (for the driver's `select!`; hand them to [`stage_done`](Self::stage_done)).
+    pub(crate) fn publisher_done(&self) -> crossbeam_channel::Receiver<crate::publisher::Done> {
         self.publisher.done().clone()
     }
 
@@ -205,10 +205,8 @@ impl ActiveRun {
     /// Records which producers are connected now; best effort, for `status`.
     pub(crate) fn set_connected(&mut self, sources: Vec<String>) {
         if sources != self.manifest.connected {
-            if self.storing.is_some() {
-                // The store thread has an older copy: this one must land after it.
-                let _ = self.settle();
-            }
+            // The store thread may have an older copy: this one lands after it.
+            self.wait_for_store();
             self.manifest.connected = sources;
             if let Err(e) = self.publisher.store_manifest(&mut self.manifest) {
                 tracing::warn!("cannot update the manifest's connected sources: {e}");

@@ -26,6 +26,10 @@ pub enum Fault {
     /// Every fsync of a file or a folder takes this much longer: a disk
     /// slow to flush, so that work overlapping a flush shows.
     SlowSync(Duration),
+    /// Every fsync (of a file or a folder) made by the thread of this name
+    /// panics: a bug in that thread's code, for tests that the collector
+    /// fails rather than hangs or loses rows.
+    PanicIn(&'static str),
 }
 
 /// A [`FileSystem`] over the real one that injects a [`Fault`] while it is set.
@@ -79,10 +83,15 @@ impl FaultyFs {
         }
     }
 
-    /// Waits as a slow disk would before a flush.
-    fn flush_delay(&self) {
-        if let Some(Fault::SlowSync(delay)) = self.current() {
-            std::thread::sleep(delay);
+    /// Waits as a slow disk would before a flush, or panics as a bug would.
+    fn before_flush(&self) {
+        match self.current() {
+            Some(Fault::SlowSync(delay)) => std::thread::sleep(delay),
+            Some(Fault::PanicIn(name)) if std::thread::current().name() == Some(name) => {
+                self.injected.fetch_add(1, Ordering::SeqCst);
+                panic!("injected panic in {name}");
+            }
+            _ => {}
         }
     }
 
@@ -134,7 +143,7 @@ impl WritableFile for FaultyFile {
         if self.fs.hit(Fault::SyncFails) {
             return Err(eio());
         }
-        self.fs.flush_delay();
+        self.fs.before_flush();
         self.inner.sync_all()
     }
 }
@@ -181,7 +190,7 @@ impl FileSystem for FaultyFs {
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.check_crash()?;
-        self.flush_delay();
+        self.before_flush();
         RealFs.sync_dir(dir)
     }
     fn available_bytes(&self, path: &Path) -> io::Result<u64> {
