@@ -26,6 +26,24 @@ fn wal_opts() -> WalOptions {
     }
 }
 
+/// A collector on `fs` with the log on and default checkpoints.
+fn collector_on(dir: &Path, fs: &FaultyFs) -> Collector {
+    Collector::builder(dir)
+        .run_id("r")
+        .filesystem(Arc::new(fs.clone()))
+        .wal(wal_opts())
+        .build()
+        .unwrap()
+}
+
+/// The `i` of every stored `ev` row, in `_seq` order.
+fn stored_events(run: &Path) -> Vec<i64> {
+    stored_int_rows(run, "ev", &["i"])
+        .into_iter()
+        .map(|(_, v)| v[0])
+        .collect()
+}
+
 /// The `N` of the newest producer the manifest lists as connected
 /// (`producer-N`; the test connects them in increasing order).
 fn newest_connected(m: &Manifest) -> i64 {
@@ -133,10 +151,7 @@ fn manifests_never_go_back_while_checkpoints_overlap_on_a_slow_disk() {
     assert_eq!(m.connected, vec!["producer-4750".to_string()]);
     c.close().unwrap();
     assert_gap_free(&stored_seqs(&run, None), 5000);
-    let stored: Vec<i64> = stored_int_rows(&run, "ev", &["i"])
-        .into_iter()
-        .map(|(_, v)| v[0])
-        .collect();
+    let stored = stored_events(&run);
     assert_eq!(stored, (0..5000).collect::<Vec<_>>());
 }
 
@@ -147,12 +162,7 @@ fn a_requested_checkpoint_succeeds_only_once_its_manifest_is_stored() {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().join("r");
         let fs = FaultyFs::new();
-        let c = Collector::builder(dir.path())
-            .run_id("r")
-            .filesystem(Arc::new(fs.clone()))
-            .wal(wal_opts())
-            .build()
-            .unwrap();
+        let c = collector_on(dir.path(), &fs);
         for i in 0..50 {
             c.send(event(i)).unwrap();
         }
@@ -174,10 +184,7 @@ fn a_requested_checkpoint_succeeds_only_once_its_manifest_is_stored() {
         drop(c); // the final flush fails on the dead disk, or has nothing left to do
         fs.set(None);
         recover(&run).unwrap();
-        let stored: Vec<i64> = stored_int_rows(&run, "ev", &["i"])
-            .into_iter()
-            .map(|(_, v)| v[0])
-            .collect();
+        let stored = stored_events(&run);
         assert_eq!(stored, (0..50).collect::<Vec<_>>(), "after {after_ops} ops");
     }
     assert!(ok > 0 && failed > 0, "{ok} checkpoints succeeded, {failed} failed");
@@ -189,12 +196,7 @@ fn a_panic_in_a_publisher_thread_fails_the_checkpoint_and_loses_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().join("r");
         let fs = FaultyFs::new();
-        let c = Collector::builder(dir.path())
-            .run_id("r")
-            .filesystem(Arc::new(fs.clone()))
-            .wal(wal_opts())
-            .build()
-            .unwrap();
+        let c = collector_on(dir.path(), &fs);
         for i in 0..100 {
             c.send(event(i)).unwrap();
         }
@@ -209,10 +211,7 @@ fn a_panic_in_a_publisher_thread_fails_the_checkpoint_and_loses_nothing() {
             c.send(event(i)).unwrap();
         }
         c.close().unwrap();
-        let stored: Vec<i64> = stored_int_rows(&run, "ev", &["i"])
-            .into_iter()
-            .map(|(_, v)| v[0])
-            .collect();
+        let stored = stored_events(&run);
         assert_eq!(stored, (0..200).collect::<Vec<_>>(), "{thread}");
         assert_gap_free(&stored_seqs(&run, None), 200);
     }
@@ -244,10 +243,7 @@ fn a_disk_dying_while_checkpoints_overlap_loses_no_logged_row() {
         drop(c); // the final flush fails on the dead disk, unless it came late
         fs.set(None);
         recover(&run).unwrap();
-        let stored: Vec<i64> = stored_int_rows(&run, "ev", &["i"])
-            .into_iter()
-            .map(|(_, v)| v[0])
-            .collect();
+        let stored = stored_events(&run);
         assert_eq!(
             stored,
             (0..1000).collect::<Vec<_>>(),
