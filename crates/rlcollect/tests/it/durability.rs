@@ -6,7 +6,6 @@ use proptest::prelude::*;
 use rlcollect::fs::{Fault, FaultyFs};
 use rlcollect::*;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 fn event(i: i64, k: i64) -> Record {
@@ -25,21 +24,12 @@ fn stored_events(run_dir: &Path) -> Vec<(u64, i64, i64)> {
         .collect()
 }
 
+/// Log segments this small make every test here cross segment boundaries.
+const SEGMENT_BYTES: u64 = 4096;
+
 /// A collector of run `r` under `dir` writing through `fs`, with the log on.
 fn collector_on(dir: &Path, fs: &FaultyFs) -> Collector {
-    Collector::builder(dir)
-        .run_id("r")
-        .filesystem(Arc::new(fs.clone()))
-        .wal(wal_opts())
-        .build()
-        .unwrap()
-}
-
-fn wal_opts() -> WalOptions {
-    WalOptions {
-        fsync_every: Duration::from_millis(5),
-        segment_bytes: 4096,
-    }
+    logged_run_on(dir, fs, SEGMENT_BYTES).build().unwrap()
 }
 
 #[test]
@@ -217,10 +207,7 @@ proptest! {
         let mut next_i = 0i64;
         for (k, s) in sessions.iter().enumerate() {
             fs.set(None);
-            let c = Collector::builder(dir.path())
-                .run_id("r")
-                .filesystem(Arc::new(fs.clone()))
-                .wal(wal_opts())
+            let c = logged_run_on(dir.path(), &fs, SEGMENT_BYTES)
                 .max_buffered_rows(37)
                 .drop_timeout(Duration::from_secs(20))
                 .compaction(s.compact.then(|| CompactOptions {

@@ -13,7 +13,11 @@ mod rings;
 mod slow_disk;
 mod spec_cases;
 
+use rlcollect::fs::FaultyFs;
+use rlcollect::{Collector, CollectorBuilder, WalOptions};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A file of the repository's test data (copied from `../shared`).
 pub fn data(name: &str) -> PathBuf {
@@ -22,3 +26,16 @@ pub fn data(name: &str) -> PathBuf {
         .join(name)
 }
 pub use rlcollect::testing::*;
+
+/// A builder of run `r` under `dir` writing through `fs`, with the log on:
+/// fsynced every 5 ms, in segments of `segment_bytes` (small, so that tests
+/// cross segment boundaries).
+pub fn logged_run_on(dir: &Path, fs: &FaultyFs, segment_bytes: u64) -> CollectorBuilder {
+    Collector::builder(dir)
+        .run_id("r")
+        .filesystem(Arc::new(fs.clone()))
+        .wal(WalOptions {
+            fsync_every: Duration::from_millis(5),
+            segment_bytes,
+        })
+}

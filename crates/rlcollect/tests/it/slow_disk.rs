@@ -8,7 +8,6 @@ use rlcollect::fs::{Fault, FaultyFs};
 use rlcollect::*;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
 use std::time::Duration;
 
 fn event(i: i64) -> Record {
@@ -19,21 +18,11 @@ fn event(i: i64) -> Record {
     })
 }
 
-fn wal_opts() -> WalOptions {
-    WalOptions {
-        fsync_every: Duration::from_millis(5),
-        segment_bytes: 1 << 16,
-    }
-}
+const SEGMENT_BYTES: u64 = 1 << 16;
 
 /// A collector on `fs` with the log on and default checkpoints.
 fn collector_on(dir: &Path, fs: &FaultyFs) -> Collector {
-    Collector::builder(dir)
-        .run_id("r")
-        .filesystem(Arc::new(fs.clone()))
-        .wal(wal_opts())
-        .build()
-        .unwrap()
+    logged_run_on(dir, fs, SEGMENT_BYTES).build().unwrap()
 }
 
 /// The `i` of every stored `ev` row, in `_seq` order.
@@ -110,10 +99,7 @@ fn manifests_never_go_back_while_checkpoints_overlap_on_a_slow_disk() {
     let run = dir.path().join("r");
     let fs = FaultyFs::new();
     fs.set(Some(Fault::SlowSync(Duration::from_millis(2))));
-    let c = Collector::builder(dir.path())
-        .run_id("r")
-        .filesystem(Arc::new(fs.clone()))
-        .wal(wal_opts())
+    let c = logged_run_on(dir.path(), &fs, SEGMENT_BYTES)
         .max_buffered_rows(100)
         // Merges are committed between checkpoints, and each stores a manifest too.
         .compaction(Some(CompactOptions {
@@ -223,14 +209,8 @@ fn a_disk_dying_while_checkpoints_overlap_loses_no_logged_row() {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().join("r");
         let fs = FaultyFs::new();
-        let c = Collector::builder(dir.path())
-            .run_id("r")
-            .filesystem(Arc::new(fs.clone()))
-            // Small segments: the log is released many times during the run.
-            .wal(WalOptions {
-                fsync_every: Duration::from_millis(5),
-                segment_bytes: 4096,
-            })
+        // Small segments: the log is released many times during the run.
+        let c = logged_run_on(dir.path(), &fs, 4096)
             .max_buffered_rows(50)
             .build()
             .unwrap();
