@@ -73,6 +73,10 @@ def read_polars(source):
 
 def read_pyarrow(source):
     dataset = ds.dataset(os.path.dirname(source) if isinstance(source, str) else source, format="parquet")
+    if not dataset.files:
+        # Every name pyarrow listed was gone when it looked (a glob while a
+        # swap replaced them all): a read of no rows, which the caller judges.
+        return 0, 0
     table = dataset.to_table(columns=["_seq"])
     return table.num_rows, len(set(table.column("_seq").to_pylist()))
 
